@@ -1,0 +1,144 @@
+//! `bottleneck data list | inspect NAME | fetch NAME`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bottleneck_data::{fetch, find_source, source, DataConfig, Format, Normalize, RawDataset, SearchPath, SOURCES};
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Every dataset source, where its files are expected, and whether they were found.
+    List,
+    /// Load a dataset and print its splits, shape, value range, mean and label histogram.
+    Inspect {
+        /// Source name (see `bottleneck data list`).
+        name: String,
+        /// Folder holding the files (default: BOTTLENECK_DATA_DIR, then
+        /// /usr/share/datasets/NAME, then the cache dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Tables: the CSV or Parquet file.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Tables: the label column.
+        #[arg(long)]
+        label: Option<String>,
+        /// Tables: feature columns, comma-separated (default: all but the label).
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
+        /// Seed for generated sets and table splits.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Download a dataset from its canonical mirrors into the cache dir, checking SHA-256.
+    Fetch {
+        /// Source name.
+        name: String,
+        /// Use this mirror (base URL) instead of the canonical ones.
+        #[arg(long)]
+        mirror: Vec<String>,
+    },
+}
+
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::List => list(),
+        DataCommand::Inspect { name, dir, path, label, features, seed } => {
+            let cfg = DataConfig {
+                name,
+                dir: dir.map(|d| d.display().to_string()).unwrap_or_default(),
+                path: path.map(|p| p.display().to_string()).unwrap_or_default(),
+                label: label.unwrap_or_default(),
+                features,
+                normalize: Normalize::None,
+                ..DataConfig::default()
+            };
+            inspect(&cfg, seed)
+        }
+        DataCommand::Fetch { name, mirror } => {
+            let src = find_source(&name)?;
+            let root = source::cache_root().context("no cache directory: set BOTTLENECK_CACHE_DIR")?;
+            let report = fetch(src, &root, &mirror)?;
+            for f in &report.present {
+                println!("{f}: already present, checksum ok");
+            }
+            for f in &report.downloaded {
+                println!("{f}: downloaded, checksum ok");
+            }
+            println!("{} is in {}", src.name, report.dir.display());
+            Ok(())
+        }
+    }
+}
+
+fn list() -> Result<()> {
+    let search = SearchPath::from_env("");
+    let mut out = String::new();
+    for src in SOURCES {
+        writeln!(out, "{:<14} {:<16} {}", src.name, src.format.label(), src.description)?;
+        match src.format {
+            Format::Idx | Format::Cifar10 => {
+                match search.locate(src) {
+                    Ok(dir) => writeln!(out, "{:<14} found: {}", "", dir.display())?,
+                    Err(_) => writeln!(out, "{:<14} not found; {}", "", source::how_to_get(src))?,
+                }
+                let places: Vec<String> = search.candidates(src).iter().map(|p| p.display().to_string()).collect();
+                writeln!(out, "{:<14} looked in: {}", "", places.join(", "))?;
+            }
+            Format::Csv | Format::Parquet => writeln!(out, "{:<14} file: data.path", "")?,
+            Format::Synthetic => writeln!(out, "{:<14} generated, needs no files", "")?,
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn inspect(cfg: &DataConfig, seed: u64) -> Result<()> {
+    let t0 = Instant::now();
+    let ds = RawDataset::load(cfg, seed)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let shape = ds.sample_shape.iter().map(ToString::to_string).collect::<Vec<_>>().join("×");
+    let features: usize = ds.sample_shape.iter().product();
+    let unit = if ds.pixels { "pixel values in [0, 1]" } else { "feature values" };
+    let mut out = String::new();
+    writeln!(out, "{}  ({})", ds.name, ds.location.display())?;
+    writeln!(out, "loaded in {load_s:.3} s")?;
+    writeln!(out, "sample shape {shape} ({features} features)")?;
+    if !ds.feature_names.is_empty() {
+        writeln!(out, "features: {}", ds.feature_names.join(", "))?;
+    }
+    writeln!(out, "{:<6} {:>8}  {:<26} {:>8}", "split", "samples", unit, "mean")?;
+    for (name, split) in [("train", &ds.train), ("test", &ds.test)] {
+        match split.value_stats()? {
+            Some((min, max, mean)) => {
+                let range = format!("[{min:.4}, {max:.4}]");
+                writeln!(out, "{name:<6} {:>8}  {range:<26} {mean:>8.4}", split.len())?;
+            }
+            None => writeln!(out, "{name:<6} {:>8}  (empty)", 0)?,
+        }
+    }
+    if ds.classes.is_empty() {
+        writeln!(out, "no labels")?;
+    } else {
+        let k = ds.classes.len();
+        writeln!(out, "{k} classes; label histogram:")?;
+        writeln!(out, "  {:>5}  {:<14} {:>8} {:>8}", "label", "name", "train", "test")?;
+        let (tr, te) = (ds.train.label_histogram(k), ds.test.label_histogram(k));
+        for (c, name) in ds.classes.iter().enumerate() {
+            writeln!(out, "  {c:>5}  {name:<14} {:>8} {:>8}", tr[c], te[c])?;
+        }
+    }
+    let val = (ds.train.len() as f64 * cfg.val_fraction).round() as usize;
+    writeln!(
+        out,
+        "training holds out data.val_fraction = {} for validation: {} train / {val} val / {} test",
+        cfg.val_fraction,
+        ds.train.len() - val,
+        ds.test.len()
+    )?;
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The `[data]` section of an experiment config.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Result};
+
+/// How features are scaled. Statistics are always fitted on the training split only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    /// Scale to [0, 1]: pixels divide by 255; table features use the training min/max.
+    #[default]
+    Unit,
+    /// Per-feature zero mean and unit variance (population std; constant features keep scale 1).
+    Standard,
+    /// Leave values as loaded (pixels still become [0, 1]).
+    None,
+}
+
+/// `[data]`: which dataset, where its files are, and how it is split and scaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Source name: `fashion-mnist`, `mnist`, `kmnist`, `cifar10`, `csv`, `parquet`,
+    /// `blobs` or `shapes` (see `bottleneck data list`).
+    pub name: String,
+    /// Directory holding the files. Empty: `BOTTLENECK_DATA_DIR`, then
+    /// `/usr/share/datasets/<name>`, then the user cache dir.
+    pub dir: String,
+    /// Fraction of the training split held out for validation (seeded), in [0, 1).
+    pub val_fraction: f64,
+    /// Feature scaling: `unit`, `standard` or `none`.
+    pub normalize: Normalize,
+    /// Use only the first N training samples (0 = all); for quick runs on real data.
+    pub train_subset: usize,
+    /// Use only the first N test samples (0 = all).
+    pub test_subset: usize,
+    /// Tables: the CSV or Parquet file.
+    pub path: String,
+    /// Tables: feature columns (empty = every column except `label`); all must be numeric.
+    pub features: Vec<String>,
+    /// Tables: optional label column (integers or strings); empty = no labels.
+    pub label: String,
+    /// Tables and synthetic sets: fraction of samples in the test split, in (0, 1).
+    pub test_fraction: f64,
+    /// Synthetic sets: number of samples (train + test).
+    pub samples: usize,
+    /// `blobs`: dimension of each point.
+    pub dim: usize,
+    /// `blobs`: number of clusters (classes).
+    pub classes: usize,
+    /// `shapes`: side of the square images in pixels.
+    pub image_size: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            name: "fashion-mnist".into(),
+            dir: String::new(),
+            val_fraction: 0.1,
+            normalize: Normalize::Unit,
+            train_subset: 0,
+            test_subset: 0,
+            path: String::new(),
+            features: Vec::new(),
+            label: String::new(),
+            test_fraction: 0.2,
+            samples: 6000,
+            dim: 16,
+            classes: 4,
+            image_size: 28,
+        }
+    }
+}
+
+impl DataConfig {
+    /// A config for the named source with every other key at its default.
+    #[must_use]
+    pub fn named(name: &str) -> Self {
+        Self { name: name.into(), ..Self::default() }
+    }
+
+    /// Checks ranges that serde cannot; the error names the key and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        fn bad(key: &str, value: impl std::fmt::Display, allowed: &str) -> DataError {
+            DataError::InvalidConfig { key: key.into(), value: value.to_string(), allowed: allowed.into() }
+        }
+        crate::source::find(&self.name)?;
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(bad("data.val_fraction", self.val_fraction, "must be in [0, 1)"));
+        }
+        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+            return Err(bad("data.test_fraction", self.test_fraction, "must be in (0, 1)"));
+        }
+        if self.samples < 2 {
+            return Err(bad("data.samples", self.samples, "must be at least 2"));
+        }
+        if self.dim == 0 {
+            return Err(bad("data.dim", self.dim, "must be at least 1"));
+        }
+        if self.classes == 0 {
+            return Err(bad("data.classes", self.classes, "must be at least 1"));
+        }
+        if !(8..=256).contains(&self.image_size) {
+            return Err(bad("data.image_size", self.image_size, "must be in 8..=256"));
+        }
+        Ok(())
+    }
+}

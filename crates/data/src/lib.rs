@@ -1,0 +1,35 @@
+//! Datasets for bottleneck.
+//!
+//! Sources by name ([`source::SOURCES`]): the MNIST family from IDX files (gzip or raw),
+//! CIFAR-10 binary batches, CSV/Parquet tables through polars, and synthetic sets. Data
+//! directories resolve `data.dir` → `BOTTLENECK_DATA_DIR` → `/usr/share/datasets/<name>`
+//! → the user cache dir. A loaded [`Dataset`] has seeded train/validation/test splits as
+//! candle tensors, normalised with statistics fitted on the training split; [`Batcher`]
+//! yields seeded shuffled mini-batches and [`Corruption`] the noise of denoising models.
+//! Downloads ([`fetch`]) are explicit and checksummed, never a side effect of loading.
+
+pub mod batcher;
+pub mod cifar;
+pub mod config;
+pub mod corrupt;
+pub mod dataset;
+pub mod error;
+pub mod fetch;
+pub mod idx;
+pub mod mnist;
+pub mod source;
+pub mod synthetic;
+pub mod table;
+pub mod transform;
+
+#[cfg(feature = "hub")]
+pub mod hub;
+
+pub use batcher::{Batch, Batcher};
+pub use config::{DataConfig, Normalize};
+pub use corrupt::Corruption;
+pub use dataset::{Dataset, RawDataset, Split};
+pub use error::{DataError, Result};
+pub use fetch::{fetch, FetchReport};
+pub use source::{find as find_source, Format, SearchPath, Source, SOURCES};
+pub use transform::Normalizer;

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing (the Debian dataset
+# included), then format check, clippy with -D warnings, every test, and the docs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --deps
+export PATH="$HOME/.cargo/bin:$PATH"
+start=$(date +%s)
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+echo "test.sh: all checks passed in $(( $(date +%s) - start )) s" >&2
