@@ -1,1 +1,6 @@
+//! End-to-end tests: run the real `bottleneck` binary and check what it prints and writes.
 
+#[path = "../crates/data/tests/common/mod.rs"]
+mod common;
+
+mod data;

@@ -112,13 +112,15 @@ pub fn fetch(source: &Source, cache_root: &Path, mirrors: &[String]) -> Result<F
 
 fn fetch_one(file: &RemoteFile, mirrors: &[String], dest: &Path) -> Result<()> {
     let mut first_err = None;
-    for mirror in mirrors {
+    for (i, mirror) in mirrors.iter().enumerate() {
         let url = format!("{}/{}", mirror.trim_end_matches('/'), file.name);
         tracing::info!(%url, "downloading");
         match download_verified(&url, file.sha256, dest) {
             Ok(()) => return Ok(()),
             Err(e) => {
-                tracing::warn!(%url, error = %e, "mirror failed");
+                if i + 1 < mirrors.len() {
+                    tracing::warn!("{e}; trying the next mirror");
+                }
                 first_err.get_or_insert(e);
             }
         }

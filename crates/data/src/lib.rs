@@ -6,7 +6,7 @@
 //! → the user cache dir. A loaded [`Dataset`] has seeded train/validation/test splits as
 //! candle tensors, normalised with statistics fitted on the training split; [`Batcher`]
 //! yields seeded shuffled mini-batches and [`Corruption`] the noise of denoising models.
-//! Downloads ([`fetch`]) are explicit and checksummed, never a side effect of loading.
+//! Downloads ([`fetch()`]) are explicit and checksummed, never a side effect of loading.
 
 pub mod batcher;
 pub mod cifar;

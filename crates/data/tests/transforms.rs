@@ -1,0 +1,208 @@
+//! Splits, normalisation, batching and corruptions: seeded, disjoint, fitted on train only.
+
+// These tests expect exact values (masks, bytes / 255), so exact float comparison is meant.
+#![allow(clippy::float_cmp)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use bottleneck_data::{Batcher, Corruption, DataConfig, Dataset, Normalize, Normalizer, RawDataset, Split};
+use candle_core::{Device, Tensor};
+
+fn blobs(samples: usize) -> DataConfig {
+    DataConfig { samples, dim: 5, classes: 3, ..DataConfig::named("blobs") }
+}
+
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    t.flatten_from(1).unwrap().to_vec2().unwrap()
+}
+
+#[test]
+fn val_split_is_seeded_disjoint_and_complete() {
+    let raw = RawDataset::load(&blobs(1000), 7).unwrap();
+    let a = Dataset::from_raw(raw.clone(), 0.25, Normalize::None, 3).unwrap();
+    let b = Dataset::from_raw(raw.clone(), 0.25, Normalize::None, 3).unwrap();
+    let c = Dataset::from_raw(raw.clone(), 0.25, Normalize::None, 4).unwrap();
+    assert_eq!(a.val.len(), (raw.train.len() as f64 * 0.25).round() as usize);
+    assert_eq!(a.train.len() + a.val.len(), raw.train.len());
+    assert_eq!(rows(&a.val.xs), rows(&b.val.xs), "same seed, same split");
+    assert_ne!(rows(&a.val.xs), rows(&c.val.xs), "another seed, another split");
+    let key = |r: &Vec<f32>| r.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let train: HashSet<_> = rows(&a.train.xs).iter().map(key).collect();
+    let val: HashSet<_> = rows(&a.val.xs).iter().map(key).collect();
+    let all: HashSet<_> = rows(&raw.train.xs).iter().map(key).collect();
+    assert!(train.is_disjoint(&val));
+    assert_eq!(train.union(&val).cloned().collect::<HashSet<_>>(), all);
+}
+
+#[test]
+fn standardisation_is_fitted_on_train_only() {
+    let raw = RawDataset::load(&blobs(2000), 1).unwrap();
+    let ds = Dataset::from_raw(raw.clone(), 0.1, Normalize::Standard, 1).unwrap();
+    let train = rows(&ds.train.xs);
+    let n = train.len() as f64;
+    for j in 0..5 {
+        let mean = train.iter().map(|r| f64::from(r[j])).sum::<f64>() / n;
+        let var = train.iter().map(|r| (f64::from(r[j]) - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 1e-4, "feature {j}: train mean {mean}");
+        assert!((var - 1.0).abs() < 1e-3, "feature {j}: train var {var}");
+    }
+    // The test split uses the training statistics: recompute them here from raw data.
+    let (kept, _) = bottleneck_data::dataset::split_off(&raw.train, 0.1, 1).unwrap();
+    let kept = rows(&kept.xs);
+    let m = kept.len() as f64;
+    let mean0 = kept.iter().map(|r| f64::from(r[0])).sum::<f64>() / m;
+    let std0 = (kept.iter().map(|r| (f64::from(r[0]) - mean0).powi(2)).sum::<f64>() / m).sqrt();
+    let raw_test = rows(&raw.test.xs);
+    let test = rows(&ds.test.xs);
+    for (r, t) in raw_test.iter().zip(&test).take(20) {
+        let expect = (f64::from(r[0]) - mean0) / std0;
+        assert!((f64::from(t[0]) - expect).abs() < 1e-3, "{} vs {expect}", t[0]);
+    }
+    // And it inverts.
+    let back = rows(&ds.normalizer.invert(&ds.test.xs).unwrap());
+    assert!((back[3][2] - raw_test[3][2]).abs() < 1e-3);
+}
+
+#[test]
+fn unit_scaling_of_tables_uses_train_min_max_and_keeps_pixels() {
+    let raw = RawDataset::load(&blobs(500), 2).unwrap();
+    let ds = Dataset::from_raw(raw, 0.0, Normalize::Unit, 2).unwrap();
+    let flat = ds.train.xs.flatten_all().unwrap();
+    assert_eq!(flat.min(0).unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    assert!((flat.max(0).unwrap().to_scalar::<f32>().unwrap() - 1.0).abs() < 1e-6);
+    // Pixels are already [0, 1]: unit scaling is the identity for them.
+    let xs = Tensor::new(&[[0.0f32, 0.5], [0.25, 0.75]], &Device::Cpu).unwrap();
+    assert!(matches!(Normalizer::fit(Normalize::Unit, true, &xs).unwrap(), Normalizer::Identity));
+}
+
+#[test]
+fn constant_features_keep_scale_one() {
+    let xs = Tensor::new(&[[1.0f32, 3.0], [1.0, 5.0]], &Device::Cpu).unwrap();
+    let n = Normalizer::fit(Normalize::Standard, false, &xs).unwrap();
+    let out: Vec<Vec<f32>> = n.apply(&xs).unwrap().to_vec2().unwrap();
+    assert_eq!(out, vec![vec![0.0, -1.0], vec![0.0, 1.0]]);
+}
+
+#[test]
+fn batcher_visits_every_sample_once_per_epoch() {
+    let xs = Tensor::arange(0f32, 103.0, &Device::Cpu).unwrap().reshape((103, 1)).unwrap();
+    let split = Split::new(xs, Some((0..103).map(|i| i % 7).collect())).unwrap();
+    let order = |seed, epoch| -> Vec<u32> {
+        let b = Batcher::new(&split, 10).shuffled(seed, epoch);
+        assert_eq!(b.num_batches(), 11);
+        let mut seen = Vec::new();
+        for batch in b {
+            let batch = batch.unwrap();
+            let vals: Vec<f32> = batch.xs.flatten_all().unwrap().to_vec1().unwrap();
+            let labels: Vec<u32> = batch.labels.unwrap().to_vec1().unwrap();
+            for ((v, l), i) in vals.iter().zip(&labels).zip(&batch.indices) {
+                assert_eq!(*v as u32, *i, "features follow the index");
+                assert_eq!(*l, i % 7, "labels follow the index");
+            }
+            seen.extend(batch.indices);
+        }
+        seen
+    };
+    let e0 = order(5, 0);
+    let mut sorted = e0.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..103).collect::<Vec<_>>());
+    assert_eq!(e0, order(5, 0), "same (seed, epoch), same order");
+    assert_ne!(e0, order(5, 1), "next epoch, new order");
+    assert_ne!(e0, order(6, 0), "other seed, new order");
+    assert_ne!(e0, (0..103).collect::<Vec<_>>(), "shuffled");
+    // In order, drop_last, flatten.
+    let b = Batcher::new(&split, 10).drop_last(true);
+    assert_eq!(b.num_batches(), 10);
+    assert_eq!(b.count(), 10);
+    let first = Batcher::new(&split, 4).flatten(true).next().unwrap().unwrap();
+    assert_eq!(first.xs.dims(), [4, 1]);
+    assert_eq!(first.indices, [0, 1, 2, 3]);
+}
+
+#[test]
+fn image_batches_flatten_to_vectors() {
+    let ds = RawDataset::load(&DataConfig { samples: 40, ..DataConfig::named("shapes") }, 0).unwrap();
+    let b = Batcher::new(&ds.train, 8).flatten(true).next().unwrap().unwrap();
+    assert_eq!(b.xs.dims(), [8, 784]);
+    let b = Batcher::new(&ds.train, 8).next().unwrap().unwrap();
+    assert_eq!(b.xs.dims(), [8, 1, 28, 28]);
+}
+
+fn grey(n: usize) -> Tensor {
+    Tensor::full(0.5f32, (n, 1, 20, 20), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn corruptions_are_seeded_and_have_the_right_statistics() {
+    let xs = grey(50);
+    let n = xs.elem_count() as f64;
+    for c in [
+        Corruption::Gaussian { std: 0.3 },
+        Corruption::Masking { fraction: 0.25 },
+        Corruption::SaltAndPepper { fraction: 0.2 },
+    ] {
+        let a: Vec<f32> = c.apply_seeded(&xs, 11).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = c.apply_seeded(&xs, 11).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let other: Vec<f32> = c.apply_seeded(&xs, 12).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(a, b, "{c:?}: same seed, same noise");
+        assert_ne!(a, other, "{c:?}: other seed, other noise");
+        match c {
+            Corruption::Gaussian { std } => {
+                let var = a.iter().map(|v| (f64::from(*v) - 0.5).powi(2)).sum::<f64>() / n;
+                assert!((var.sqrt() - std).abs() < 0.01, "empirical std {}", var.sqrt());
+            }
+            Corruption::Masking { fraction } => {
+                assert!(a.iter().all(|&v| v == 0.0 || v == 0.5));
+                let zeros = a.iter().filter(|&&v| v == 0.0).count() as f64 / n;
+                assert!((zeros - fraction).abs() < 0.02, "masked {zeros}");
+            }
+            Corruption::SaltAndPepper { fraction } => {
+                assert!(a.iter().all(|&v| v == 0.0 || v == 0.5 || v == 1.0));
+                let hit = a.iter().filter(|&&v| v != 0.5).count() as f64 / n;
+                let salt = a.iter().filter(|&&v| v == 1.0).count() as f64 / n;
+                assert!((hit - fraction).abs() < 0.02, "corrupted {hit}");
+                assert!((salt - fraction / 2.0).abs() < 0.02, "salt {salt}");
+            }
+        }
+    }
+}
+
+#[test]
+fn corruption_config_parses_and_validates() {
+    #[derive(serde::Deserialize)]
+    struct M {
+        noise: Corruption,
+    }
+    let parse = |s: &str| -> Result<Corruption, String> {
+        // serde's derive over a TOML-like map through figment would be overkill here;
+        // JSON has the same shape as the TOML inline table.
+        serde_json_like(s).map(|m: M| m.noise)
+    };
+    assert_eq!(parse(r#"{"noise": {"kind": "gaussian", "std": 0.3}}"#).unwrap(), Corruption::Gaussian { std: 0.3 });
+    assert_eq!(
+        parse(r#"{"noise": {"kind": "salt_and_pepper", "fraction": 0.1}}"#).unwrap(),
+        Corruption::SaltAndPepper { fraction: 0.1 }
+    );
+    assert!(parse(r#"{"noise": {"kind": "gaussian", "sigma": 0.3}}"#).unwrap_err().contains("sigma"));
+    assert!(parse(r#"{"noise": {"kind": "blur"}}"#).unwrap_err().contains("blur"));
+    let e = Corruption::Masking { fraction: 1.5 }.validate("model.noise").unwrap_err().to_string();
+    assert!(e.contains("model.noise.fraction") && e.contains("[0, 1]"), "{e}");
+    let e = Corruption::Gaussian { std: -1.0 }.validate("model.noise").unwrap_err().to_string();
+    assert!(e.contains("model.noise.std"), "{e}");
+}
+
+fn serde_json_like<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_str(s).map_err(|e| e.to_string())
+}
+
+#[test]
+fn subsets_take_the_first_samples() {
+    let cfg = DataConfig { samples: 100, train_subset: 10, test_subset: 5, ..DataConfig::named("shapes") };
+    let ds = RawDataset::load(&cfg, 0).unwrap();
+    assert_eq!((ds.train.len(), ds.test.len()), (10, 5));
+    let full = RawDataset::load(&DataConfig { samples: 100, ..DataConfig::named("shapes") }, 0).unwrap();
+    assert_eq!(rows(&ds.train.xs), rows(&full.train.xs.narrow(0, 0, 10).unwrap()));
+}

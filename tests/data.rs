@@ -1,0 +1,155 @@
+//! `bottleneck data list | inspect | fetch` as a user runs them.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::common;
+
+/// Runs the binary with a clean dataset environment plus `env`.
+fn bottleneck(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bottleneck"));
+    cmd.args(args).env_remove("BOTTLENECK_DATA_DIR").env_remove("RUST_LOG").env("RUST_BACKTRACE", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failure: non-zero exit, one `error:` line, no panic or backtrace.
+fn assert_clean_failure(o: &Output) -> String {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {}", stdout(o));
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"), "{err}");
+    err
+}
+
+#[test]
+fn list_shows_every_source_and_where_it_was_found() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = bottleneck(&["data", "list"], &[("BOTTLENECK_CACHE_DIR", cache.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for name in bottleneck_data::SOURCES.iter().map(|s| s.name) {
+        assert!(out.lines().any(|l| l.starts_with(name)), "{name} missing from:\n{out}");
+    }
+    assert!(out.contains(&format!("found: {}", common::fashion_mnist_dir().display())), "{out}");
+    assert!(out.contains(&cache.path().join("mnist").display().to_string()), "{out}");
+    assert!(out.contains("bottleneck data fetch kmnist"), "{out}");
+}
+
+#[test]
+fn inspect_fashion_mnist() {
+    common::fashion_mnist_dir();
+    let o = bottleneck(&["data", "inspect", "fashion-mnist"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("1×28×28"), "{out}");
+    let line = |prefix: &str| out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {out}"));
+    assert!(line("train ").split_whitespace().nth(1) == Some("60000"), "{out}");
+    assert!(line("test ").split_whitespace().nth(1) == Some("10000"), "{out}");
+    assert!(line("train ").contains("[0.0000, 1.0000]"), "{out}");
+    assert!(out.contains("10 classes"), "{out}");
+    let class_rows: Vec<&str> = out.lines().filter(|l| l.ends_with("    6000     1000")).collect();
+    assert_eq!(class_rows.len(), 10, "{out}");
+    assert!(out.contains("loaded in "), "{out}");
+}
+
+#[test]
+fn inspect_reads_an_unseen_mnist_folder_from_the_env_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Raw (not gzip) files, straight in the folder.
+    common::write_mnist_dir(tmp.path(), 70, 30, false);
+    let o = bottleneck(&["data", "inspect", "fashion-mnist"], &[("BOTTLENECK_DATA_DIR", tmp.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains(&tmp.path().display().to_string()), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("train ") && l.contains(" 70 ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("test ") && l.contains(" 30 ")), "{out}");
+}
+
+#[test]
+fn truncated_gzip_is_a_one_line_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_mnist_dir(tmp.path(), 200, 30, true);
+    let bad = tmp.path().join("train-images-idx3-ubyte.gz");
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let o = bottleneck(&["data", "inspect", "fashion-mnist"], &[("BOTTLENECK_DATA_DIR", tmp.path())]);
+    let err = assert_clean_failure(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(&bad.display().to_string()), "{err}");
+}
+
+#[test]
+fn missing_dataset_lists_where_it_looked_and_how_to_get_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let o = bottleneck(
+        &["data", "inspect", "kmnist"],
+        &[("BOTTLENECK_CACHE_DIR", cache.path()), ("BOTTLENECK_DATA_DIR", empty.path())],
+    );
+    let err = assert_clean_failure(&o);
+    for place in [empty.path().to_path_buf(), empty.path().join("kmnist"), cache.path().join("kmnist")] {
+        assert!(err.contains(&place.display().to_string()), "{place:?} missing from {err}");
+    }
+    assert!(err.contains("/usr/share/datasets/kmnist") && err.contains("bottleneck data fetch kmnist"), "{err}");
+}
+
+#[test]
+fn unknown_dataset_lists_the_known_ones() {
+    let o = bottleneck(&["data", "inspect", "fashion"], &[]);
+    let err = assert_clean_failure(&o);
+    assert!(err.contains("`fashion`") && err.contains("fashion-mnist, mnist, kmnist, cifar10"), "{err}");
+}
+
+#[test]
+fn inspect_a_csv_table_and_reject_a_text_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("flowers.csv");
+    let mut csv = String::from("petal_length,petal_width,species\n");
+    for i in 0..40 {
+        let (s, k) = if i % 2 == 0 { ("setosa", 1.0) } else { ("virginica", 5.0) };
+        writeln!(csv, "{},{},{s}", k + f64::from(i) * 0.01, k / 3.0).unwrap();
+    }
+    std::fs::write(&p, &csv).unwrap();
+    let path = p.display().to_string();
+    let o = bottleneck(&["data", "inspect", "csv", "--path", &path, "--label", "species"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("sample shape 2") && out.contains("petal_length, petal_width"), "{out}");
+    assert!(out.contains("setosa") && out.contains("virginica"), "{out}");
+    let o = bottleneck(&["data", "inspect", "csv", "--path", &path], &[]);
+    let err = assert_clean_failure(&o);
+    assert!(err.contains("flowers.csv") && err.contains("`species`"), "{err}");
+}
+
+#[test]
+fn fetch_with_a_wrong_checksum_fails_and_writes_nothing() {
+    // The loopback mirror serves generated files, whose digests are not the published ones.
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_mnist_dir(tmp.path(), 5, 5, true);
+    let files: HashMap<String, Vec<u8>> = common::list_dir(tmp.path())
+        .into_iter()
+        .map(|n| (n.clone(), std::fs::read(tmp.path().join(&n)).unwrap()))
+        .collect();
+    let url = common::serve(files);
+    let cache = tempfile::tempdir().unwrap();
+    let o =
+        bottleneck(&["data", "fetch", "fashion-mnist", "--mirror", &url], &[("BOTTLENECK_CACHE_DIR", cache.path())]);
+    let err = assert_clean_failure(&o);
+    assert!(err.contains("SHA-256 mismatch") && err.contains("train-images-idx3-ubyte.gz"), "{err}");
+    assert!(err.contains("3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"), "{err}");
+    assert!(common::list_dir(&cache.path().join("fashion-mnist")).is_empty());
+}
