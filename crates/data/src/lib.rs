@@ -5,13 +5,13 @@
 //! directories resolve `data.dir` → `BOTTLENECK_DATA_DIR` → `/usr/share/datasets/<name>`
 //! → the user cache dir. A loaded [`Dataset`] has seeded train/validation/test splits as
 //! candle tensors, normalised with statistics fitted on the training split; [`Batcher`]
-//! yields seeded shuffled mini-batches and [`Corruption`] the noise of denoising models.
+//! yields seeded shuffled mini-batches. (Input noise for denoising lives with the model,
+//! in `bottleneck-models`, which applies it in training mode only.)
 //! Downloads ([`fetch()`]) are explicit and checksummed, never a side effect of loading.
 
 pub mod batcher;
 pub mod cifar;
 pub mod config;
-pub mod corrupt;
 pub mod dataset;
 pub mod error;
 pub mod fetch;
@@ -27,7 +27,6 @@ pub mod hub;
 
 pub use batcher::{Batch, Batcher};
 pub use config::{DataConfig, Normalize};
-pub use corrupt::Corruption;
 pub use dataset::{Dataset, RawDataset, Split};
 pub use error::{DataError, Result};
 pub use fetch::{fetch, FetchReport};

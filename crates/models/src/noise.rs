@@ -1,4 +1,8 @@
 //! Input corruptions for denoising autoencoders, deterministic for a given seed.
+//!
+//! They live here, not in `bottleneck-data`, because the denoising model applies them in
+//! `forward_t(xs, train = true)` (as candle's `Dropout` does) and this crate depends on no
+//! other workspace crate.
 
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -6,13 +10,13 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DataError, Result};
+use crate::error::{invalid, Result};
 
 /// A corruption `x -> x̃`, written in configs as `{ kind = "gaussian", std = 0.3 }`,
 /// `{ kind = "masking", fraction = 0.3 }` or `{ kind = "salt_and_pepper", fraction = 0.1 }`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Corruption {
+pub enum Noise {
     /// Adds independent N(0, std²) noise to every feature (no clipping).
     Gaussian {
         /// Standard deviation, >= 0.
@@ -30,13 +34,13 @@ pub enum Corruption {
     },
 }
 
-impl Default for Corruption {
+impl Default for Noise {
     fn default() -> Self {
         Self::Gaussian { std: 0.3 }
     }
 }
 
-impl Corruption {
+impl Noise {
     /// Checks the parameter range; `key` is where the corruption was configured.
     pub fn validate(&self, key: &str) -> Result<()> {
         let (field, v, ok, allowed) = match *self {
@@ -48,11 +52,7 @@ impl Corruption {
         if ok {
             Ok(())
         } else {
-            Err(DataError::InvalidConfig {
-                key: format!("{key}.{field}"),
-                value: v.to_string(),
-                allowed: allowed.into(),
-            })
+            Err(invalid(&format!("{key}.{field}"), v, allowed))
         }
     }
 
