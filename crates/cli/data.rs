@@ -63,12 +63,12 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let root = source::cache_root().context("no cache directory: set BOTTLENECK_CACHE_DIR")?;
             let report = fetch(src, &root, &mirror)?;
             for f in &report.present {
-                println!("{f}: already present, checksum ok");
+                crate::out(&format!("{f}: already present, checksum ok\n"));
             }
             for f in &report.downloaded {
-                println!("{f}: downloaded, checksum ok");
+                crate::out(&format!("{f}: downloaded, checksum ok\n"));
             }
-            println!("{} is in {}", src.name, report.dir.display());
+            crate::out(&format!("{} is in {}\n", src.name, report.dir.display()));
             Ok(())
         }
     }
@@ -92,7 +92,7 @@ fn list() -> Result<()> {
             Format::Synthetic => writeln!(out, "{:<14} generated, needs no files", "")?,
         }
     }
-    print!("{out}");
+    crate::out(&out);
     Ok(())
 }
 
@@ -139,6 +139,6 @@ fn inspect(cfg: &DataConfig, seed: u64) -> Result<()> {
         ds.train.len() - val,
         ds.test.len()
     )?;
-    print!("{out}");
+    crate::out(&out);
     Ok(())
 }

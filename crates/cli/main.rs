@@ -7,11 +7,14 @@
 #![allow(clippy::doc_markdown)]
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod data;
+mod logging;
+mod train;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -29,6 +32,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train one run of an experiment: `bottleneck run experiments/fashion-dense.toml model.latent_dim=8`.
+    Run {
+        /// The experiment file (experiments/NAME.toml).
+        experiment: PathBuf,
+        /// Overrides: key=value, group=option (model=conv), +key=value.
+        overrides: Vec<String>,
+        /// Root of the run directories (default: BOTTLENECK_RUNS_DIR, then runs/).
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        /// No progress output (logs still go to train.log).
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Continue an interrupted run from its last checkpoint.
+    Resume {
+        /// The run directory (runs/NAME/TIMESTAMP).
+        run_dir: PathBuf,
+        /// No progress output.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print the resolved config and where each value came from.
+    Config {
+        /// The experiment file.
+        experiment: PathBuf,
+        /// Overrides, as for `run`.
+        overrides: Vec<String>,
+    },
     /// Datasets: list sources, inspect one, fetch one from its mirrors.
     Data {
         #[command(subcommand)]
@@ -36,22 +67,21 @@ enum Command {
     },
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+/// Writes to stdout; a closed pipe (`bottleneck config ... | head`) is not an error.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    let quiet = matches!(cli.command, Command::Run { quiet: true, .. } | Command::Resume { quiet: true, .. });
+    logging::init(cli.verbose, quiet);
     let result = match cli.command {
         Command::Data { command } => data::run(command),
+        Command::Run { experiment, overrides, runs, quiet } => train::run(&experiment, &overrides, runs, quiet),
+        Command::Resume { run_dir, quiet } => train::resume(&run_dir, quiet),
+        Command::Config { experiment, overrides } => train::config(&experiment, &overrides),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,6 +76,11 @@ pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
         return Err(DataError::Checksum { url: url.into(), expected: sha256.into(), actual });
     }
     tmp.as_file().sync_all()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.persist(dest).map_err(|e| DataError::Io(e.error))?;
     Ok(())
 }

@@ -1,0 +1,165 @@
+//! `bottleneck run | resume | config`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use bottleneck_train::config::ExperimentConfig;
+use bottleneck_train::run::{execute, prepare};
+use bottleneck_train::rundir::EpochRow;
+use bottleneck_train::{resolve, Observer, Outcome, RunDir};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::logging;
+
+/// Where runs go: `--runs`, else `BOTTLENECK_RUNS_DIR`, else `runs/`.
+pub fn runs_root(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("BOTTLENECK_RUNS_DIR").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("runs"))
+}
+
+/// Applies `train.threads` (0 = all cores) before any worker pool starts.
+pub fn apply_threads(cfg: &ExperimentConfig) -> usize {
+    let threads = if cfg.train.threads == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    } else {
+        cfg.train.threads
+    };
+    // SAFETY-free in edition 2021: called on the main thread before any pool exists.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    std::env::set_var("POLARS_MAX_THREADS", threads.to_string());
+    threads
+}
+
+/// Ctrl-C / SIGTERM: the first asks the loop to stop after its batch; the second exits.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if s.swap(true, Ordering::SeqCst) {
+            eprintln!("second interrupt: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("interrupt: finishing the batch and writing a checkpoint (again to quit at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// Progress: a bar per epoch on a terminal, one log line per epoch otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b
+        });
+        Self { bar, quiet }
+    }
+}
+
+impl Observer for Progress {
+    fn epoch_start(&self, epoch: usize, epochs: usize, batches: usize) {
+        if let Some(b) = &self.bar {
+            b.reset();
+            b.set_length(batches as u64);
+            b.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
+        }
+    }
+
+    fn batch_end(&self, loss: f64, sps: f64) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_message(format!("loss {loss:.5}  {sps:.0} samples/s"));
+        }
+    }
+
+    fn epoch_end(&self, row: &EpochRow, epochs: usize) {
+        if self.quiet {
+            logging::to_file_only(&epoch_line(row, epochs));
+            return;
+        }
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        tracing::info!("{}", epoch_line(row, epochs));
+    }
+}
+
+fn epoch_line(row: &EpochRow, epochs: usize) -> String {
+    let val = row.val_loss.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
+    format!(
+        "epoch {}/{epochs}: train_loss {:.6} val_loss {val} lr {:.2e} {:.1} s {:.0} samples/s",
+        row.epoch, row.train_loss, row.lr, row.epoch_seconds, row.samples_per_second
+    )
+}
+
+fn finish(dir: &RunDir, outcome: Result<Outcome, bottleneck_train::TrainError>) -> Result<()> {
+    match outcome? {
+        Outcome::Done { metrics, early_stopped } => {
+            if early_stopped {
+                tracing::info!("early stopping: validation loss stopped improving");
+            }
+            let shown: Vec<String> = ["test_mse", "test_noisy_mse", "test_bce", "test_psnr", "test_sse_per_image"]
+                .iter()
+                .filter_map(|k| metrics.get(*k).map(|v| format!("{k} {v:.6}")))
+                .collect();
+            crate::out(&format!("{}\n", shown.join("  ")));
+            crate::out(&format!("run dir: {}\n", dir.path.display()));
+            Ok(())
+        }
+        Outcome::Interrupted => {
+            eprintln!("interrupted; continue with: bottleneck resume {}", dir.path.display());
+            std::process::exit(130);
+        }
+        Outcome::Failed(why) => bail!("run failed: {why} (run dir {})", dir.path.display()),
+    }
+}
+
+/// `bottleneck run EXPERIMENT [overrides...]`.
+pub fn run(experiment: &Path, overrides: &[String], runs: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let resolved = resolve(experiment, overrides)?;
+    let threads = apply_threads(&resolved.config);
+    let dir = prepare(&resolved, &runs_root(runs), threads)?;
+    logging::attach_file(&dir.file("train.log"))?;
+    tracing::info!("run dir {} ({threads} threads)", dir.path.display());
+    let stop = stop_flag()?;
+    let outcome = execute(&dir, false, &stop, &Progress::new(quiet));
+    finish(&dir, outcome)
+}
+
+/// `bottleneck resume RUN_DIR`.
+pub fn resume(path: &Path, quiet: bool) -> Result<()> {
+    let dir = RunDir::open(path)?;
+    let cfg = dir.read_config()?;
+    let threads = apply_threads(&cfg);
+    logging::attach_file(&dir.file("train.log"))?;
+    tracing::info!("resuming {} ({threads} threads)", dir.path.display());
+    let stop = stop_flag()?;
+    let outcome = execute(&dir, true, &stop, &Progress::new(quiet));
+    finish(&dir, outcome)
+}
+
+/// `bottleneck config EXPERIMENT [overrides...]`: the resolved config and each value's source.
+pub fn config(experiment: &Path, overrides: &[String]) -> Result<()> {
+    let resolved = resolve(experiment, overrides)?;
+    let rows = resolved.provenance()?;
+    let width = rows.iter().map(|(k, v, _)| k.len() + v.len() + 3).max().unwrap_or(0).min(60);
+    let d = &resolved.config.defaults;
+    crate::out(&format!("# {} with data={} model={} train={}\n", experiment.display(), d.data, d.model, d.train));
+    for (k, v, src) in rows {
+        let kv = format!("{k} = {v}");
+        crate::out(&format!("{kv:<width$}  # {src}\n"));
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Checkpoints: one safetensors file with the weights (under their model names, so any
+//! safetensors reader loads them), the optimiser moments (`optim.m.*`, `optim.v.*`) and
+//! the loop state as string metadata. Written atomically.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{Device, Tensor, Var};
+
+use crate::error::{Result, TrainError};
+use crate::files::write_atomic;
+use crate::optim::Optimizer;
+use crate::rundir::EpochRow;
+
+/// Where the loop stands: everything besides tensors that a resume needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoopState {
+    /// The epoch in progress (0-based) or, when `batch == 0`, the next to start.
+    pub epoch: usize,
+    /// Batches of `epoch` already done.
+    pub batch: usize,
+    /// Optimiser updates so far.
+    pub step: u64,
+    /// The denoising model's noise position.
+    pub noise_step: u64,
+    /// Best validation loss so far and its epoch.
+    pub best_val: Option<(f64, usize)>,
+    /// Epochs since the best validation loss (early stopping).
+    pub bad_epochs: usize,
+    /// Partial sums of the epoch in progress: (loss × samples, samples).
+    pub partial: (f64, usize),
+    /// Seconds spent in the epoch in progress before the interruption.
+    pub partial_seconds: f64,
+    /// Metrics rows of the finished epochs (the checkpoint is their source of truth).
+    pub rows: Vec<EpochRow>,
+}
+
+impl LoopState {
+    fn to_meta(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        m.insert("format".into(), "bottleneck-checkpoint-1".into());
+        m.insert("epoch".into(), self.epoch.to_string());
+        m.insert("batch".into(), self.batch.to_string());
+        m.insert("step".into(), self.step.to_string());
+        m.insert("noise_step".into(), self.noise_step.to_string());
+        if let Some((v, e)) = self.best_val {
+            // Exact round trip of the f64.
+            m.insert("best_val_bits".into(), v.to_bits().to_string());
+            m.insert("best_val".into(), v.to_string());
+            m.insert("best_epoch".into(), e.to_string());
+        }
+        m.insert("bad_epochs".into(), self.bad_epochs.to_string());
+        m.insert("partial_loss_bits".into(), self.partial.0.to_bits().to_string());
+        m.insert("partial_samples".into(), self.partial.1.to_string());
+        m.insert("partial_seconds".into(), self.partial_seconds.to_string());
+        m.insert("rows".into(), serde_json::to_string(&self.rows).unwrap_or_default());
+        m
+    }
+
+    fn from_meta(m: &HashMap<String, String>) -> std::result::Result<Self, String> {
+        fn get<T: std::str::FromStr>(m: &HashMap<String, String>, k: &str) -> std::result::Result<T, String> {
+            m.get(k)
+                .ok_or_else(|| format!("missing `{k}` in the checkpoint metadata"))?
+                .parse()
+                .map_err(|_| format!("bad `{k}`"))
+        }
+        let best_val = match m.get("best_val_bits") {
+            Some(_) => Some((f64::from_bits(get(m, "best_val_bits")?), get(m, "best_epoch")?)),
+            None => None,
+        };
+        Ok(Self {
+            epoch: get(m, "epoch")?,
+            batch: get(m, "batch")?,
+            step: get(m, "step")?,
+            noise_step: get(m, "noise_step")?,
+            best_val,
+            bad_epochs: get(m, "bad_epochs")?,
+            partial: (f64::from_bits(get(m, "partial_loss_bits")?), get(m, "partial_samples")?),
+            partial_seconds: get(m, "partial_seconds")?,
+            rows: serde_json::from_str(m.get("rows").map_or("[]", String::as_str))
+                .map_err(|e| format!("bad `rows`: {e}"))?,
+        })
+    }
+}
+
+/// Saves weights, optimiser state and loop state to `path`, atomically.
+pub fn save(path: &Path, opt: &Optimizer, state: &LoopState) -> Result<()> {
+    let mut tensors: BTreeMap<String, Tensor> =
+        opt.params().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    tensors.extend(opt.state());
+    let bytes = safetensors::serialize(tensors.iter(), Some(state.to_meta()))
+        .map_err(|e| TrainError::Run { path: path.into(), reason: e.to_string() })?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads a checkpoint into the optimiser's parameters and state; returns the loop state.
+pub fn load(path: &Path, opt: &mut Optimizer) -> Result<LoopState> {
+    let bad = |reason: String| TrainError::Run { path: path.into(), reason };
+    let bytes = fs_err::read(path)?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let info = meta.metadata().clone().unwrap_or_default();
+    let state = LoopState::from_meta(&info).map_err(bad)?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+    for (name, var) in opt.params() {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| bad(format!("missing weight `{name}`; is this a checkpoint of the same model?")))?;
+        if t.dims() != var.dims() {
+            return Err(bad(format!("weight `{name}` has shape {:?}, the model {:?}", t.dims(), var.dims())));
+        }
+        var.set(&t.to_device(var.device())?)?;
+    }
+    opt.load_state(|k| tensors.get(k).cloned(), state.step).map_err(bad)?;
+    Ok(state)
+}
+
+/// Loads only the weights of a checkpoint into `vars` (for evaluation and analysis).
+pub fn load_weights(path: &Path, vars: &[(String, Var)]) -> Result<()> {
+    let bytes = fs_err::read(path)?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+    for (name, var) in vars {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| TrainError::Run { path: path.into(), reason: format!("missing weight `{name}`") })?;
+        var.set(&t.to_device(var.device())?)?;
+    }
+    Ok(())
+}

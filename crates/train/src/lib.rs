@@ -1,0 +1,20 @@
+//! Training for bottleneck: experiment configs (figment, Hydra-style groups and
+//! overrides, with provenance), the training loop with owned, checkpointable optimisers,
+//! schedules, clipping and early stopping, run directories with atomic files, metrics
+//! through polars, checkpoints in safetensors, and resume.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod optim;
+pub mod run;
+pub mod rundir;
+pub mod runner;
+pub mod train_config;
+
+pub use config::{resolve, ExperimentConfig, Resolved};
+pub use error::{Result, TrainError};
+pub use rundir::{Manifest, RunDir, Status};
+pub use runner::{Observer, Outcome, Silent};
+pub use train_config::{OptimizerKind, Schedule, TrainConfig};

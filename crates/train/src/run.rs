@@ -1,0 +1,99 @@
+//! One run from start to finish: create the run directory, save the resolved config
+//! before the first step, train, and keep `manifest.json` true at every moment.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Resolved;
+use crate::error::{Result, TrainError};
+use crate::rundir::{git_commit, now, Manifest, RunDir, Status};
+use crate::runner::{self, Observer, Outcome};
+
+/// Creates the run directory for `resolved` under `root` and writes `config.toml`,
+/// `overrides.txt` and a `running` manifest.
+pub fn prepare(resolved: &Resolved, root: &Path, threads: usize) -> Result<RunDir> {
+    let cfg = &resolved.config;
+    let dir = RunDir::create(root, &cfg.name)?;
+    dir.write_config(cfg, &resolved.overrides)?;
+    let mut versions = BTreeMap::new();
+    versions.insert("bottleneck".into(), env!("CARGO_PKG_VERSION").into());
+    versions.insert("candle".into(), "0.11".into());
+    versions.insert("polars".into(), "0.55".into());
+    dir.write_manifest(&Manifest {
+        status: Status::Running,
+        reason: None,
+        name: cfg.name.clone(),
+        experiment: resolved.experiment.display().to_string(),
+        seed: cfg.seed,
+        device: cfg.device.clone(),
+        threads,
+        versions,
+        git_commit: git_commit(),
+        started: now(),
+        ended: None,
+        epochs_done: 0,
+        train_seconds: 0.0,
+        metrics: BTreeMap::new(),
+    })?;
+    Ok(dir)
+}
+
+/// Trains the run in `dir` (from scratch, or from its last checkpoint when `resume`),
+/// then records the outcome in the manifest.
+pub fn execute(dir: &RunDir, resume: bool, stop: &Arc<AtomicBool>, obs: &dyn Observer) -> Result<Outcome> {
+    let cfg = dir.read_config()?;
+    let mut manifest = dir.read_manifest()?;
+    if resume {
+        match manifest.status {
+            Status::Done => {
+                return Err(TrainError::Run { path: dir.path.clone(), reason: "the run is already done; nothing to resume".into() })
+            }
+            _ if !dir.last_checkpoint().is_file() => {
+                return Err(TrainError::Run {
+                    path: dir.path.clone(),
+                    reason: "no checkpoints/last.safetensors: the run stopped before its first checkpoint; start it again with `bottleneck run`".into(),
+                })
+            }
+            _ => {}
+        }
+        manifest.status = Status::Running;
+        manifest.reason = None;
+        manifest.ended = None;
+        dir.write_manifest(&manifest)?;
+    }
+    let t0 = Instant::now();
+    let result = runner::train(dir, &cfg, resume, stop, obs);
+    manifest.train_seconds += t0.elapsed().as_secs_f64();
+    manifest.ended = Some(now());
+    if let Ok(text) = fs_err::read(dir.last_checkpoint()) {
+        // Epochs done, from the checkpoint the run would resume from.
+        if let Ok((_, meta)) = safetensors::SafeTensors::read_metadata(&text) {
+            manifest.epochs_done = meta.metadata().as_ref().and_then(|m| m.get("epoch")?.parse().ok()).unwrap_or(0);
+        }
+    }
+    match &result {
+        Ok(Outcome::Done { metrics, early_stopped }) => {
+            manifest.status = Status::Done;
+            manifest.metrics.clone_from(metrics);
+            manifest.reason = early_stopped.then(|| "early stopping: validation loss stopped improving".into());
+        }
+        Ok(Outcome::Interrupted) => {
+            manifest.status = Status::Interrupted;
+            manifest.reason =
+                Some("interrupted (Ctrl-C or SIGTERM) after a checkpoint; `bottleneck resume` continues".into());
+        }
+        Ok(Outcome::Failed(why)) => {
+            manifest.status = Status::Failed;
+            manifest.reason = Some(why.clone());
+        }
+        Err(e) => {
+            manifest.status = Status::Failed;
+            manifest.reason = Some(e.to_string());
+        }
+    }
+    dir.write_manifest(&manifest)?;
+    result
+}

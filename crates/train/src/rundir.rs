@@ -1,0 +1,243 @@
+//! Run directories: `runs/<name>/<YYYY-MM-DD_HH-MM-SS>/` with the resolved config, the
+//! overrides, the manifest, metrics tables, checkpoints and latents. Every file is
+//! written atomically.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ExperimentConfig;
+use crate::error::{Result, TrainError};
+use crate::files::{write_atomic, write_atomic_with};
+
+/// Run status in `manifest.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Training or evaluating now (or killed without a chance to say otherwise).
+    Running,
+    /// Finished; final metrics are in the manifest.
+    Done,
+    /// Failed; `reason` says why.
+    Failed,
+    /// Stopped by Ctrl-C or SIGTERM after a checkpoint; `bottleneck resume` continues it.
+    Interrupted,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Where the run stands.
+    pub status: Status,
+    /// Why it failed or stopped.
+    pub reason: Option<String>,
+    /// Experiment name.
+    pub name: String,
+    /// The experiment file it came from.
+    pub experiment: String,
+    /// Seed.
+    pub seed: u64,
+    /// Device it ran on.
+    pub device: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Versions: bottleneck, candle, polars.
+    pub versions: BTreeMap<String, String>,
+    /// `git rev-parse HEAD` of the working directory, when it is a repository.
+    pub git_commit: Option<String>,
+    /// Start time (RFC 3339, local).
+    pub started: String,
+    /// End time, when it ended.
+    pub ended: Option<String>,
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Seconds spent training (all sessions of a resumed run).
+    pub train_seconds: f64,
+    /// Final metrics (test set), once done.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// One row of `metrics.csv`: deterministic for a seed and thread count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRow {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's samples (noisy inputs for denoising).
+    pub train_loss: f64,
+    /// Mean validation loss (clean inputs); none without a validation split.
+    pub val_loss: Option<f64>,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Wall seconds of the epoch (kept in `timings.csv`, not `metrics.csv`).
+    pub epoch_seconds: f64,
+    /// Training samples per second (kept in `timings.csv`).
+    pub samples_per_second: f64,
+}
+
+/// A run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// The directory.
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `root/<name>/<timestamp>/` (with a `_N` suffix if it exists) and its
+    /// `checkpoints/` folder.
+    pub fn create(root: &Path, name: &str) -> Result<Self> {
+        let stamp = chrono::Local::now().format("%Y-%m-%d_%H-%M-%S").to_string();
+        let base = root.join(name);
+        fs_err::create_dir_all(&base)?;
+        for n in 0.. {
+            let path = if n == 0 { base.join(&stamp) } else { base.join(format!("{stamp}_{n}")) };
+            match fs_err::create_dir(&path) {
+                Ok(()) => {
+                    fs_err::create_dir_all(path.join("checkpoints"))?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("an unbounded range always yields a free name")
+    }
+
+    /// An existing run directory (must hold `config.toml`).
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.join("config.toml").is_file() {
+            return Err(TrainError::Run {
+                path: path.into(),
+                reason: "not a run directory: no config.toml (expected runs/<name>/<timestamp>/)".into(),
+            });
+        }
+        Ok(Self { path: path.into() })
+    }
+
+    /// `<run>/<name>`.
+    #[must_use]
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// `checkpoints/last.safetensors`.
+    #[must_use]
+    pub fn last_checkpoint(&self) -> PathBuf {
+        self.path.join("checkpoints").join("last.safetensors")
+    }
+
+    /// `checkpoints/best.safetensors`.
+    #[must_use]
+    pub fn best_checkpoint(&self) -> PathBuf {
+        self.path.join("checkpoints").join("best.safetensors")
+    }
+
+    /// Writes `config.toml` and `overrides.txt`.
+    pub fn write_config(&self, cfg: &ExperimentConfig, overrides: &[String]) -> Result<()> {
+        let text =
+            toml::to_string_pretty(cfg).map_err(|e| TrainError::Config(format!("serialising the config: {e}")))?;
+        write_atomic(
+            &self.file("config.toml"),
+            format!("# resolved config; `bottleneck resume` reads this\n{text}").as_bytes(),
+        )?;
+        let mut o = overrides.join("\n");
+        if !o.is_empty() {
+            o.push('\n');
+        }
+        write_atomic(&self.file("overrides.txt"), o.as_bytes())
+    }
+
+    /// Reads `config.toml`.
+    pub fn read_config(&self) -> Result<ExperimentConfig> {
+        let path = self.file("config.toml");
+        let text = fs_err::read_to_string(&path)?;
+        toml::from_str(&text).map_err(|e| TrainError::Run { path, reason: e.to_string() })
+    }
+
+    /// Writes `manifest.json`.
+    pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        let json = serde_json::to_vec_pretty(m).map_err(|e| TrainError::Config(e.to_string()))?;
+        write_atomic(&self.file("manifest.json"), &json)
+    }
+
+    /// Reads `manifest.json`.
+    pub fn read_manifest(&self) -> Result<Manifest> {
+        let path = self.file("manifest.json");
+        serde_json::from_slice(&fs_err::read(&path)?).map_err(|e| TrainError::Run { path, reason: e.to_string() })
+    }
+
+    /// Writes `metrics.csv` + `metrics.parquet` (losses, lr) and `timings.csv` (seconds,
+    /// samples/s): the metrics are identical for a seed; timings never are.
+    pub fn write_metrics(&self, rows: &[EpochRow]) -> Result<()> {
+        let epoch: Vec<u32> = rows.iter().map(|r| r.epoch as u32).collect();
+        let mut metrics = DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("epoch".into(), &epoch),
+                Column::new("train_loss".into(), rows.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
+                Column::new("val_loss".into(), rows.iter().map(|r| r.val_loss).collect::<Vec<_>>()),
+                Column::new("lr".into(), rows.iter().map(|r| r.lr).collect::<Vec<_>>()),
+            ],
+        )
+        .map_err(|e| self.polars("metrics", e))?;
+        let mut timings = DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("epoch".into(), &epoch),
+                Column::new("epoch_seconds".into(), rows.iter().map(|r| r.epoch_seconds).collect::<Vec<_>>()),
+                Column::new("samples_per_second".into(), rows.iter().map(|r| r.samples_per_second).collect::<Vec<_>>()),
+            ],
+        )
+        .map_err(|e| self.polars("timings", e))?;
+        write_table(&self.file("metrics.csv"), &mut metrics, Table::Csv)?;
+        write_table(&self.file("metrics.parquet"), &mut metrics, Table::Parquet)?;
+        write_table(&self.file("timings.csv"), &mut timings, Table::Csv)
+    }
+
+    fn polars(&self, what: &str, source: PolarsError) -> TrainError {
+        TrainError::Polars { path: self.file(what), source }
+    }
+}
+
+/// Table formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// CSV with a header.
+    Csv,
+    /// Parquet.
+    Parquet,
+}
+
+/// Writes a polars frame atomically.
+pub fn write_table(path: &Path, df: &mut DataFrame, format: Table) -> Result<()> {
+    let mut err = None;
+    let res = write_atomic_with(path, |f| {
+        let r = match format {
+            Table::Csv => CsvWriter::new(f).finish(df),
+            Table::Parquet => ParquetWriter::new(f).finish(df).map(|_| ()),
+        };
+        r.map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            err = Some(e);
+            io
+        })
+    });
+    match (res, err) {
+        (_, Some(source)) => Err(TrainError::Polars { path: path.into(), source }),
+        (r, None) => r,
+    }
+}
+
+/// `git rev-parse HEAD` in the current directory, if it is a repository.
+#[must_use]
+pub fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Now, RFC 3339 local time.
+#[must_use]
+pub fn now() -> String {
+    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
