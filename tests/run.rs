@@ -1,0 +1,221 @@
+//! `bottleneck run | resume | config` on real Fashion-MNIST with the debug preset.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use polars::prelude::{ParquetReader, SerReader};
+
+use crate::common;
+
+fn experiment(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments").join(format!("{name}.toml")).display().to_string()
+}
+
+fn cmd(cwd: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bottleneck"));
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("BOTTLENECK_DATA_DIR")
+        .env_remove("BOTTLENECK_RUNS_DIR")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn run(cwd: &Path, args: &[&str]) -> Output {
+    cmd(cwd, args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The only run directory under `cwd/runs/<name>/`.
+fn run_dirs(cwd: &Path, name: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(cwd.join("runs").join(name))
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_debug_run_writes_a_complete_run_directory() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(tmp.path(), &["run", &experiment("fashion-dense"), "train=debug", "model.latent_dim=8"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("test_mse"), "{}", text(&o.stdout));
+    let dirs = run_dirs(tmp.path(), "fashion-dense");
+    assert_eq!(dirs.len(), 1);
+    let d = &dirs[0];
+    for f in [
+        "config.toml",
+        "overrides.txt",
+        "manifest.json",
+        "metrics.csv",
+        "metrics.parquet",
+        "timings.csv",
+        "latents.parquet",
+        "train.log",
+        "checkpoints/last.safetensors",
+        "checkpoints/best.safetensors",
+    ] {
+        assert!(d.join(f).is_file(), "missing {f}");
+    }
+    assert_eq!(std::fs::read_to_string(d.join("overrides.txt")).unwrap(), "train=debug\nmodel.latent_dim=8\n");
+    let m = manifest(d);
+    assert_eq!(m["status"], "done");
+    assert_eq!(m["seed"], 0);
+    let mse = m["metrics"]["test_mse"].as_f64().unwrap();
+    assert!(mse > 0.0 && mse < 0.2, "test_mse {mse}");
+    // The saved config is the resolved one, and it loads back.
+    let cfg = std::fs::read_to_string(d.join("config.toml")).unwrap();
+    assert!(cfg.contains("latent_dim = 8") && cfg.contains("max_batches = 5"), "{cfg}");
+    // metrics.csv: one row for the one epoch.
+    let csv = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), "epoch,train_loss,val_loss,lr");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    // latents.parquet: 10000 test rows, a label column and 8 latent columns.
+    let df = ParquetReader::new(std::fs::File::open(d.join("latents.parquet")).unwrap()).finish().unwrap();
+    assert_eq!(df.height(), 10_000);
+    let names: Vec<String> = df.get_column_names().iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["index", "label", "z0", "z1", "z2", "z3", "z4", "z5", "z6", "z7"]);
+    // The checkpoint is a plain safetensors file with the model's weights by name.
+    let bytes = std::fs::read(d.join("checkpoints/last.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("encoder.0.weight").unwrap().shape(), [512, 784]);
+    assert_eq!(st.tensor("decoder.2.weight").unwrap().shape(), [784, 512]);
+    assert!(st.tensor("optim.m.encoder.0.weight").is_ok());
+}
+
+#[test]
+fn same_seed_same_metrics() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let o = run(tmp.path(), &["run", &experiment("fashion-dense"), "train=debug", "train.epochs=2", "--quiet"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let dirs = run_dirs(tmp.path(), "fashion-dense");
+    assert_eq!(dirs.len(), 2, "two run directories, even within one second");
+    let a = std::fs::read(dirs[0].join("metrics.csv")).unwrap();
+    let b = std::fs::read(dirs[1].join("metrics.csv")).unwrap();
+    assert_eq!(text(&a), text(&b));
+    assert_eq!(manifest(&dirs[0])["metrics"]["test_mse"], manifest(&dirs[1])["metrics"]["test_mse"]);
+}
+
+/// Starts a 3-epoch run and signals it once its first epoch is on disk.
+fn start_and_signal(cwd: &Path, signal: &str, extra: &[&str]) -> (Child, PathBuf) {
+    let mut args = vec!["run", "--quiet"];
+    let e = experiment("fashion-dense");
+    args.push(&e);
+    args.extend(["train=debug", "train.epochs=3", "train.max_batches=60"]);
+    args.extend(extra);
+    let mut child = cmd(cwd, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    let dir = loop {
+        if let Some(d) = run_dirs(cwd, "fashion-dense").pop() {
+            if d.join("metrics.csv").is_file() {
+                break d;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "the run never finished an epoch");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before the signal");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ok = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    (child, dir)
+}
+
+#[test]
+fn interrupt_then_resume_ends_as_an_uninterrupted_run() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, dir) = start_and_signal(tmp.path(), "-INT", &[]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bottleneck resume"), "{}", text(&out.stderr));
+    let m = manifest(&dir);
+    assert_eq!(m["status"], "interrupted");
+    let o = run(tmp.path(), &["resume", "--quiet", &dir.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(manifest(&dir)["status"], "done");
+
+    // The same run without interruption.
+    let other = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let o = run(other.path(), &["run", "--quiet", &e, "train=debug", "train.epochs=3", "train.max_batches=60"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let plain = run_dirs(other.path(), "fashion-dense").pop().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics.csv")).unwrap(),
+        std::fs::read_to_string(plain.join("metrics.csv")).unwrap()
+    );
+    assert_eq!(manifest(&dir)["metrics"]["test_mse"], manifest(&plain)["metrics"]["test_mse"]);
+    // A finished run is not resumed again.
+    let o = run(tmp.path(), &["resume", &dir.display().to_string()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("already done"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_killed_run_keeps_its_files_and_resumes() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, dir) = start_and_signal(tmp.path(), "-KILL", &["model.latent_dim=4"]);
+    child.wait().unwrap();
+    // Whatever had been written is complete: the metrics parse, the checkpoint loads.
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert!(csv.lines().count() >= 2, "{csv}");
+    safetensors::SafeTensors::deserialize(&std::fs::read(dir.join("checkpoints/last.safetensors")).unwrap()).unwrap();
+    assert_eq!(manifest(&dir)["status"], "running", "SIGKILL leaves no chance to write more");
+    let o = run(tmp.path(), &["resume", "--quiet", &dir.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().count(), 4);
+}
+
+#[test]
+fn a_non_finite_loss_fails_the_run_with_the_reason() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let o = run(tmp.path(), &["run", &e, "train=debug", "model.output_activation=identity", "train.lr=1e30"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("run failed") && err.contains("training loss became"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let d = run_dirs(tmp.path(), "fashion-dense").pop().unwrap();
+    let m = manifest(&d);
+    assert_eq!(m["status"], "failed");
+    assert!(m["reason"].as_str().unwrap().contains("train.lr"), "{m}");
+}
+
+#[test]
+fn bad_overrides_fail_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    for (o, key) in [("model.latent_dimm=3", "model.latent_dimm"), ("train.lr=abc", "train.lr")] {
+        let out = run(tmp.path(), &["run", &e, o]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.starts_with("error: ") && err.contains(&format!("`{key}`")), "{err}");
+        assert!(!tmp.path().join("runs").exists(), "nothing is created before the config is valid");
+    }
+}
+
+#[test]
+fn config_prints_values_and_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(tmp.path(), &["config", &experiment("fashion-denoising"), "train.lr=3e-4"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let line = out.lines().find(|l| l.starts_with("train.lr = ")).unwrap();
+    assert!(line.contains("0.0003") && line.contains("command-line override `train.lr=3e-4`"), "{line}");
+    let line = out.lines().find(|l| l.starts_with("model.kind = ")).unwrap();
+    assert!(line.contains("\"denoising\"") && line.contains("configs/model/denoising.toml:2"), "{line}");
+}
