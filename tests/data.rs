@@ -30,7 +30,9 @@ fn assert_clean_failure(o: &Output) -> String {
     let err = stderr(o);
     assert!(!o.status.success(), "expected failure, got success: {}", stdout(o));
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.starts_with("error: "), "{err}");
+    // Log lines (`INFO downloading ...`) may come first; then the error, which may list places.
+    let at = err.lines().position(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(err.lines().take(at).all(|l| l.contains(" INFO ") || l.contains(" WARN ")), "{err}");
     assert!(!err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"), "{err}");
     err
 }

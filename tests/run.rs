@@ -47,7 +47,10 @@ fn manifest(dir: &Path) -> serde_json::Value {
 fn a_debug_run_writes_a_complete_run_directory() {
     common::fashion_mnist_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let o = run(tmp.path(), &["run", &experiment("fashion-dense"), "train=debug", "model.latent_dim=8"]);
+    let o = run(
+        tmp.path(),
+        &["run", &experiment("fashion-dense"), "train=debug", "model.latent_dim=8", "data.val_fraction=0.1"],
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("test_mse"), "{}", text(&o.stdout));
     let dirs = run_dirs(tmp.path(), "fashion-dense");
@@ -67,10 +70,14 @@ fn a_debug_run_writes_a_complete_run_directory() {
     ] {
         assert!(d.join(f).is_file(), "missing {f}");
     }
-    assert_eq!(std::fs::read_to_string(d.join("overrides.txt")).unwrap(), "train=debug\nmodel.latent_dim=8\n");
+    assert_eq!(
+        std::fs::read_to_string(d.join("overrides.txt")).unwrap(),
+        "train=debug\nmodel.latent_dim=8\ndata.val_fraction=0.1\n"
+    );
     let m = manifest(d);
     assert_eq!(m["status"], "done");
     assert_eq!(m["seed"], 0);
+    assert_eq!(m["metrics"]["best_epoch"], 1.0, "the validation split picks the best checkpoint");
     let mse = m["metrics"]["test_mse"].as_f64().unwrap();
     assert!(mse > 0.0 && mse < 0.2, "test_mse {mse}");
     // The saved config is the resolved one, and it loads back.

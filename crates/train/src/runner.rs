@@ -129,6 +129,14 @@ pub fn train(
     obs: &dyn Observer,
 ) -> Result<Outcome> {
     let Setup { data, model, varmap, device: dev } = setup(cfg)?;
+    tracing::info!(
+        "data {}: {} train / {} val / {} test\n{}",
+        data.name,
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        model.summary()
+    );
     let tc = &cfg.train;
     let mut opt = Optimizer::new(tc, named_vars(&varmap))?;
     let mut st = if resume { checkpoint::load(&dir.last_checkpoint(), &mut opt)? } else { LoopState::default() };

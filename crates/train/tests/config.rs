@@ -42,7 +42,7 @@ fn precedence_defaults_group_experiment_env_override() {
     assert_eq!(r.config.model.hidden, [512, 256]);
     assert!(r.source_of("model.hidden").ends_with("configs/model/dense.toml:4"), "{}", r.source_of("model.hidden"));
     assert!(
-        r.source_of("train.epochs").ends_with("experiments/fashion-dense.toml:10"),
+        r.source_of("train.epochs").ends_with("experiments/fashion-dense.toml:15"),
         "{}",
         r.source_of("train.epochs")
     );
@@ -172,7 +172,7 @@ fn missing_group_option_and_experiment() {
     let e = resolve("nope", &[], &[]).unwrap_err();
     assert!(e.contains("nope.toml") && e.contains("not found") && e.contains("fashion-dense.toml"), "{e}");
     err("fashion-dense", &["model.latent_dim=2,4"], &[], &["bottleneck sweep"]);
-    err("fashion-dense", &["+train.epochs=3"], &[], &["already set", "fashion-dense.toml:10"]);
+    err("fashion-dense", &["+train.epochs=3"], &[], &["already set", "fashion-dense.toml:15"]);
 }
 
 #[test]
