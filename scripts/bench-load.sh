@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p bottleneck-data --example bench_load
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
-target/release/examples/bench_load "${1:-7}"
+"${CARGO_TARGET_DIR:-target}/release/examples/bench_load" "${1:-7}"

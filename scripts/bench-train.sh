@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs="${1:-1}"
 cargo build --release --locked --bin bottleneck
-bin="$PWD/target/release/bottleneck"
+bin="$(realpath "${CARGO_TARGET_DIR:-target}")/release/bottleneck"
 out=$(mktemp -d)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for exp in fashion-dense fashion-conv; do

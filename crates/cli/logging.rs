@@ -63,12 +63,7 @@ pub fn attach_file(path: &Path) -> Result<()> {
 pub fn to_file_only(line: &str) {
     if let Ok(mut f) = LOG_FILE.lock() {
         if let Some(f) = f.as_mut() {
-            let _ = writeln!(f, "{} {line}", chrono_free_timestamp());
+            let _ = writeln!(f, "{} {line}", bottleneck_train::rundir::now());
         }
     }
-}
-
-fn chrono_free_timestamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("[unix {secs}]")
 }

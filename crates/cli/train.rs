@@ -26,7 +26,8 @@ pub fn apply_threads(cfg: &ExperimentConfig) -> usize {
     } else {
         cfg.train.threads
     };
-    // SAFETY-free in edition 2021: called on the main thread before any pool exists.
+    // Read by candle/gemm (RAYON_NUM_THREADS) and polars when their pools first start,
+    // which is after this point: the config is resolved before any tensor work.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     std::env::set_var("POLARS_MAX_THREADS", threads.to_string());
     threads

@@ -215,8 +215,3 @@ pub fn bytes_to_unit_tensor(bytes: &[u8], shape: &[usize]) -> Result<Tensor> {
     let data: Vec<f32> = bytes.iter().map(|&b| lut[b as usize]).collect();
     Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
 }
-
-/// Converts features to `dtype` on `device` (for models that train elsewhere).
-pub fn to_device(xs: &Tensor, dtype: DType, device: &Device) -> Result<Tensor> {
-    Ok(xs.to_dtype(dtype)?.to_device(device)?)
-}

@@ -2,7 +2,7 @@
 //! PyTorch references), behind small functions that faster kernels can replace without
 //! touching the models.
 
-use candle_core::{Module, Tensor};
+use candle_core::Tensor;
 use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Init, Linear, VarBuilder};
 
 use crate::error::Result;
@@ -48,9 +48,4 @@ pub fn conv_transpose2d(
 /// Number of parameters of a module's weight and optional bias.
 pub fn count(w: &Tensor, b: Option<&Tensor>) -> usize {
     w.elem_count() + b.map_or(0, Tensor::elem_count)
-}
-
-/// Runs `layer` then `act`.
-pub fn forward_act<M: Module>(layer: &M, act: crate::Activation, xs: &Tensor) -> candle_core::Result<Tensor> {
-    act.apply(&layer.forward(xs)?)
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bottleneck_data::{Batcher, Dataset, Split};
 use bottleneck_models::loss::{bce, mse, per_sample_sse, psnr, scalar};
 use bottleneck_models::{build, seeded_var_builder, Autoencoder};
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Var};
 use candle_nn::VarMap;
 use polars::prelude::*;
 
@@ -322,9 +322,4 @@ pub fn write_latents(
     let path = dir.file("latents.parquet");
     let mut df = DataFrame::new(test.len(), cols).map_err(|e| TrainError::Polars { path: path.clone(), source: e })?;
     write_table(&path, &mut df, Table::Parquet)
-}
-
-/// Reconstructions of `xs` as a tensor on the CPU (for analysis).
-pub fn reconstruct(model: &dyn Autoencoder, xs: &Tensor) -> Result<Tensor> {
-    Ok(model.forward_t(xs, false)?.to_device(&Device::Cpu)?)
 }
