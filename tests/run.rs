@@ -226,3 +226,18 @@ fn config_prints_values_and_sources() {
     let line = out.lines().find(|l| l.starts_with("model.kind = ")).unwrap();
     assert!(line.contains("\"denoising\"") && line.contains("configs/model/denoising.toml:2"), "{line}");
 }
+
+#[test]
+fn a_csv_table_trains_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/blobs8.csv");
+    let path = format!("data.path=\"{}\"", csv.display());
+    let o = run(tmp.path(), &["run", &experiment("csv-tabular"), &path, "train.epochs=3", "--quiet"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let d = run_dirs(tmp.path(), "csv-tabular").pop().unwrap();
+    let m = manifest(&d);
+    assert_eq!(m["status"], "done");
+    // 300 rows, 20% test: 60 test latents with the string labels mapped to 3 classes.
+    let df = ParquetReader::new(std::fs::File::open(d.join("latents.parquet")).unwrap()).finish().unwrap();
+    assert_eq!((df.height(), df.width()), (60, 4));
+}
