@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::atomic::write_atomic_with;
 use crate::error::{DataError, Result};
 use crate::source::{RemoteFile, Source};
 
@@ -49,8 +50,6 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Downloads `url` to `dest` if and only if its SHA-256 is `sha256`.
 pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    fs_err::create_dir_all(dir)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(20)))
         .timeout_recv_body(Some(Duration::from_secs(60)))
@@ -59,29 +58,37 @@ pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
     let dl_err = |reason: String| DataError::Download { url: url.into(), reason };
     let mut resp = agent.get(url).call().map_err(|e| dl_err(e.to_string()))?;
     let mut body = resp.body_mut().as_reader();
-    let mut tmp = tempfile::Builder::new().prefix(".download-").suffix(".part").tempfile_in(dir)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = body.read(&mut buf).map_err(|e| dl_err(e.to_string()))?;
-        if n == 0 {
-            break;
+    // The checksum is checked inside the atomic write: a mismatch aborts it, so nothing
+    // is renamed into place and the temporary file is removed.
+    let mut failure = None;
+    let written = write_atomic_with(dest, |f| {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    failure = Some(dl_err(e.to_string()));
+                    return Err(std::io::Error::other("download failed"));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            f.write_all(&buf[..n])?;
         }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n])?;
+        let actual = hex(&hasher.finalize());
+        if actual != sha256 {
+            failure = Some(DataError::Checksum { url: url.into(), expected: sha256.into(), actual });
+            return Err(std::io::Error::other("checksum mismatch"));
+        }
+        Ok(())
+    });
+    if let Some(e) = failure {
+        return Err(e);
     }
-    let actual = hex(&hasher.finalize());
-    if actual != sha256 {
-        // `tmp` is deleted when dropped.
-        return Err(DataError::Checksum { url: url.into(), expected: sha256.into(), actual });
-    }
-    tmp.as_file().sync_all()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.persist(dest).map_err(|e| DataError::Io(e.error))?;
+    written?;
     Ok(())
 }
 

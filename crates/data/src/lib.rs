@@ -9,6 +9,7 @@
 //! in `bottleneck-models`, which applies it in training mode only.)
 //! Downloads ([`fetch()`]) are explicit and checksummed, never a side effect of loading.
 
+pub mod atomic;
 pub mod batcher;
 pub mod cifar;
 pub mod config;

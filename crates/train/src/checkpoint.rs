@@ -8,9 +8,9 @@ use std::path::Path;
 use candle_core::{Device, Tensor, Var};
 
 use crate::error::{Result, TrainError};
-use crate::files::write_atomic;
 use crate::optim::Optimizer;
 use crate::rundir::EpochRow;
+use bottleneck_data::atomic::write_atomic;
 
 /// Where the loop stands: everything besides tensors that a resume needs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,7 +90,7 @@ pub fn save(path: &Path, opt: &Optimizer, state: &LoopState) -> Result<()> {
     tensors.extend(opt.state());
     let bytes = safetensors::serialize(tensors.iter(), Some(state.to_meta()))
         .map_err(|e| TrainError::Run { path: path.into(), reason: e.to_string() })?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 /// Loads a checkpoint into the optimiser's parameters and state; returns the loop state.

@@ -6,7 +6,6 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
-pub mod files;
 pub mod optim;
 pub mod run;
 pub mod rundir;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ExperimentConfig;
 use crate::error::{Result, TrainError};
-use crate::files::{write_atomic, write_atomic_with};
+use bottleneck_data::atomic::{write_atomic, write_atomic_with};
 
 /// Run status in `manifest.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ impl RunDir {
         if !o.is_empty() {
             o.push('\n');
         }
-        write_atomic(&self.file("overrides.txt"), o.as_bytes())
+        Ok(write_atomic(&self.file("overrides.txt"), o.as_bytes())?)
     }
 
     /// Reads `config.toml`.
@@ -158,7 +158,7 @@ impl RunDir {
     /// Writes `manifest.json`.
     pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
         let json = serde_json::to_vec_pretty(m).map_err(|e| TrainError::Config(e.to_string()))?;
-        write_atomic(&self.file("manifest.json"), &json)
+        Ok(write_atomic(&self.file("manifest.json"), &json)?)
     }
 
     /// Reads `manifest.json`.
@@ -225,7 +225,7 @@ pub fn write_table(path: &Path, df: &mut DataFrame, format: Table) -> Result<()>
     });
     match (res, err) {
         (_, Some(source)) => Err(TrainError::Polars { path: path.into(), source }),
-        (r, None) => r,
+        (r, None) => Ok(r?),
     }
 }
 

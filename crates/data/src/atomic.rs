@@ -1,18 +1,20 @@
 //! Atomic file writes: a temporary file in the same folder, synced, then renamed, so a
-//! crash leaves the previous complete file and never a half-written one.
+//! crash leaves the previous complete file and never a half-written one. Used for
+//! downloads here and for every file of a run directory in `bottleneck-train`.
 
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::Result;
-
 /// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes))
 }
 
 /// Writes `path` atomically through `fill`, which receives the temporary file.
-pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<()> {
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
