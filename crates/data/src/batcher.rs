@@ -52,6 +52,14 @@ impl<'a> Batcher<'a> {
         self
     }
 
+    /// Starts at batch `index` of the pass (a resumed epoch), without building the
+    /// batches before it.
+    #[must_use]
+    pub fn starting_at(mut self, index: usize) -> Self {
+        self.pos = index.saturating_mul(self.batch_size).min(self.split.len());
+        self
+    }
+
     /// Drops a last batch smaller than `batch_size`.
     #[must_use]
     pub fn drop_last(mut self, yes: bool) -> Self {

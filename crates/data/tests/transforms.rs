@@ -113,6 +113,12 @@ fn batcher_visits_every_sample_once_per_epoch() {
     assert_ne!(e0, order(5, 1), "next epoch, new order");
     assert_ne!(e0, order(6, 0), "other seed, new order");
     assert_ne!(e0, (0..103).collect::<Vec<_>>(), "shuffled");
+    // Starting at batch 3 yields the same batches as skipping the first three.
+    let skipped: Vec<Vec<u32>> = Batcher::new(&split, 10).shuffled(5, 0).skip(3).map(|b| b.unwrap().indices).collect();
+    let started: Vec<Vec<u32>> =
+        Batcher::new(&split, 10).shuffled(5, 0).starting_at(3).map(|b| b.unwrap().indices).collect();
+    assert_eq!(started, skipped);
+    assert_eq!(Batcher::new(&split, 10).starting_at(20).count(), 0);
     // In order, drop_last, flatten.
     let b = Batcher::new(&split, 10).drop_last(true);
     assert_eq!(b.num_batches(), 10);

@@ -115,6 +115,15 @@ pub fn load(path: &Path, opt: &mut Optimizer) -> Result<LoopState> {
     Ok(state)
 }
 
+/// Reads only the loop state of a checkpoint (its header), e.g. the epochs it holds.
+pub fn read_state(path: &Path) -> Result<LoopState> {
+    let bytes = fs_err::read(path)?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| TrainError::Run { path: path.into(), reason: format!("not a safetensors file: {e}") })?;
+    LoopState::from_meta(&meta.metadata().clone().unwrap_or_default())
+        .map_err(|reason| TrainError::Run { path: path.into(), reason })
+}
+
 /// Loads only the weights of a checkpoint into `vars` (for evaluation and analysis).
 pub fn load_weights(path: &Path, vars: &[(String, Var)]) -> Result<()> {
     let bytes = fs_err::read(path)?;

@@ -68,11 +68,9 @@ pub fn execute(dir: &RunDir, resume: bool, stop: &Arc<AtomicBool>, obs: &dyn Obs
     let result = runner::train(dir, &cfg, resume, stop, obs);
     manifest.train_seconds += t0.elapsed().as_secs_f64();
     manifest.ended = Some(now());
-    if let Ok(text) = fs_err::read(dir.last_checkpoint()) {
-        // Epochs done, from the checkpoint the run would resume from.
-        if let Ok((_, meta)) = safetensors::SafeTensors::read_metadata(&text) {
-            manifest.epochs_done = meta.metadata().as_ref().and_then(|m| m.get("epoch")?.parse().ok()).unwrap_or(0);
-        }
+    // Epochs done, from the checkpoint the run would resume from.
+    if let Ok(state) = crate::checkpoint::read_state(&dir.last_checkpoint()) {
+        manifest.epochs_done = state.epoch;
     }
     match &result {
         Ok(Outcome::Done { metrics, early_stopped }) => {

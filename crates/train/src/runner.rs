@@ -152,8 +152,8 @@ pub fn train(
         let batches = Batcher::new(&data.train, tc.batch_size)
             .shuffled(cfg.seed, epoch as u64)
             .device(&dev)
-            .take(per_epoch)
-            .skip(st.batch);
+            .starting_at(st.batch)
+            .take(per_epoch - st.batch);
         for b in batches {
             let b = b?;
             let n = b.xs.dim(0)?;
