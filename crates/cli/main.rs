@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod data;
 mod logging;
+mod sweep;
 mod train;
 
 #[global_allocator]
@@ -45,10 +46,22 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Train a grid of runs: `bottleneck sweep experiments/fashion-bottleneck-sweep.toml`.
+    ///
+    /// The grid is the experiment's [sweep] table times the command line's lists:
+    /// model.latent_dim=2,4,8  'model.latent_dim=range(2,34,8)'  model=dense,conv
+    /// 'model.activation=choice(relu,gelu)'. Points run as `bottleneck resume` processes,
+    /// locally (--jobs at a time) or as a Slurm job array (--launcher slurm, resources from
+    /// [launcher.slurm]). Results: runs/NAME/TIMESTAMP/ with a run directory per point and
+    /// summary.csv/.parquet. Exit status 1 when a point failed, 130 when interrupted.
+    Sweep(sweep::SweepArgs),
     /// Continue an interrupted run from its last checkpoint.
     Resume {
         /// The run directory (runs/NAME/TIMESTAMP).
         run_dir: PathBuf,
+        /// Worker threads (default: train.threads of the run's config; 0 there = all cores).
+        #[arg(long)]
+        threads: Option<usize>,
         /// No progress output.
         #[arg(short, long)]
         quiet: bool,
@@ -75,12 +88,17 @@ pub fn out(text: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Run { quiet: true, .. } | Command::Resume { quiet: true, .. });
+    let quiet = match &cli.command {
+        Command::Run { quiet, .. } | Command::Resume { quiet, .. } => *quiet,
+        Command::Sweep(args) => args.quiet,
+        _ => false,
+    };
     logging::init(cli.verbose, quiet);
     let result = match cli.command {
         Command::Data { command } => data::run(command),
         Command::Run { experiment, overrides, runs, quiet } => train::run(&experiment, &overrides, runs, quiet),
-        Command::Resume { run_dir, quiet } => train::resume(&run_dir, quiet),
+        Command::Resume { run_dir, threads, quiet } => train::resume(&run_dir, threads, quiet),
+        Command::Sweep(args) => sweep::run(args),
         Command::Config { experiment, overrides } => train::config(&experiment, &overrides),
     };
     match result {

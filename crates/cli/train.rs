@@ -19,13 +19,18 @@ pub fn runs_root(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os("BOTTLENECK_RUNS_DIR").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("runs"))
 }
 
+/// Cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
 /// Applies `train.threads` (0 = all cores) before any worker pool starts.
 pub fn apply_threads(cfg: &ExperimentConfig) -> usize {
-    let threads = if cfg.train.threads == 0 {
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-    } else {
-        cfg.train.threads
-    };
+    set_threads(if cfg.train.threads == 0 { cores() } else { cfg.train.threads })
+}
+
+/// Sets the worker threads of candle/gemm and polars; returns `threads`.
+pub fn set_threads(threads: usize) -> usize {
     // Read by candle/gemm (RAYON_NUM_THREADS) and polars when their pools first start,
     // which is after this point: the config is resolved before any tensor work.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
@@ -135,20 +140,44 @@ pub fn run(experiment: &Path, overrides: &[String], runs: Option<PathBuf>, quiet
     logging::attach_file(&dir.file("train.log"))?;
     tracing::info!("run dir {} ({threads} threads)", dir.path.display());
     let stop = stop_flag()?;
-    let outcome = execute(&dir, false, &stop, &Progress::new(quiet));
+    let outcome = execute(&dir, false, threads, &stop, &Progress::new(quiet));
     finish(&dir, outcome)
 }
 
-/// `bottleneck resume RUN_DIR`.
-pub fn resume(path: &Path, quiet: bool) -> Result<()> {
+/// `bottleneck resume RUN_DIR [--threads N]`: continues a run from its last checkpoint,
+/// or trains a sweep's pending point from its first epoch.
+pub fn resume(path: &Path, threads: Option<usize>, quiet: bool) -> Result<()> {
     let dir = RunDir::open(path)?;
     let cfg = dir.read_config()?;
-    let threads = apply_threads(&cfg);
+    let threads = match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => set_threads(n),
+        None => apply_threads(&cfg),
+    };
     logging::attach_file(&dir.file("train.log"))?;
     tracing::info!("resuming {} ({threads} threads)", dir.path.display());
     let stop = stop_flag()?;
-    let outcome = execute(&dir, true, &stop, &Progress::new(quiet));
+    watch_sweep_parent(&stop);
+    let outcome = execute(&dir, true, threads, &stop, &Progress::new(quiet));
     finish(&dir, outcome)
+}
+
+/// A local sweep's point: when the sweep process disappears (killed with SIGKILL), stop
+/// after the batch with a checkpoint instead of training on unsupervised.
+fn watch_sweep_parent(stop: &Arc<AtomicBool>) {
+    let Some(parent) = std::env::var(bottleneck_train::sweep::PARENT_ENV).ok().and_then(|p| p.parse::<u32>().ok())
+    else {
+        return;
+    };
+    let stop = Arc::clone(stop);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if std::os::unix::process::parent_id() != parent {
+            tracing::warn!("the sweep process {parent} is gone: stopping after this batch");
+            stop.store(true, Ordering::SeqCst);
+            return;
+        }
+    });
 }
 
 /// `bottleneck config EXPERIMENT [overrides...]`: the resolved config and each value's source.

@@ -24,6 +24,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::launcher::LauncherConfig;
 use crate::train_config::TrainConfig;
 
 /// The config groups, in the order their files are merged.
@@ -95,6 +96,8 @@ pub struct ExperimentConfig {
     pub model: ModelConfig,
     /// `[train]`.
     pub train: TrainConfig,
+    /// `[launcher]`: where a sweep's points run (`[launcher.slurm]` resources).
+    pub launcher: LauncherConfig,
     /// `[sweep]`: key → list of values (used by `bottleneck sweep`).
     pub sweep: BTreeMap<String, toml::Value>,
 }
@@ -109,6 +112,7 @@ impl Default for ExperimentConfig {
             data: DataConfig::default(),
             model: ModelConfig::default(),
             train: TrainConfig::default(),
+            launcher: LauncherConfig::default(),
             sweep: BTreeMap::new(),
         }
     }
@@ -533,6 +537,9 @@ fn validate(r: &Resolved) -> Result<()> {
         return Err(out_of_range(r, &key, &value, &allowed));
     }
     if let Some((key, value, allowed)) = c.train.check() {
+        return Err(out_of_range(r, key, &value, allowed));
+    }
+    if let Some((key, value, allowed)) = c.launcher.slurm.check() {
         return Err(out_of_range(r, key, &value, allowed));
     }
     if !(c.device == "cpu" || c.device == "auto" || c.device.starts_with("cuda:")) {

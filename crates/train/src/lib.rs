@@ -6,10 +6,13 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod launcher;
 pub mod optim;
 pub mod run;
 pub mod rundir;
 pub mod runner;
+pub mod slurm;
+pub mod sweep;
 pub mod train_config;
 
 pub use config::{resolve, ExperimentConfig, Resolved};

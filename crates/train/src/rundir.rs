@@ -16,6 +16,8 @@ use bottleneck_data::atomic::{write_atomic, write_atomic_with};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Prepared by a sweep, not started yet.
+    Pending,
     /// Training or evaluating now (or killed without a chance to say otherwise).
     Running,
     /// Finished; final metrics are in the manifest.
@@ -57,6 +59,51 @@ pub struct Manifest {
     pub train_seconds: f64,
     /// Final metrics (test set), once done.
     pub metrics: BTreeMap<String, f64>,
+    /// The process training the run while it is `running` (with `host`): how a sweep
+    /// tells a live run from one whose process was killed.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Short host name of that process.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        })
+    }
+}
+
+impl Manifest {
+    /// Whether the process recorded as training this run is alive on this host.
+    #[must_use]
+    pub fn process_alive(&self) -> bool {
+        match (self.pid, &self.host) {
+            (Some(pid), Some(host)) if *host == hostname() => {
+                // A recycled pid would have to be another bottleneck process to count.
+                fs_err::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("bottleneck"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// This machine's short host name (`/etc/hostname`, else `HOSTNAME`, else `localhost`).
+#[must_use]
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().split('.').next().unwrap_or_default().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// One row of `metrics.csv`: deterministic for a seed and thread count.
@@ -87,21 +134,33 @@ impl RunDir {
     /// Creates `root/<name>/<timestamp>/` (with a `_N` suffix if it exists) and its
     /// `checkpoints/` folder.
     pub fn create(root: &Path, name: &str) -> Result<Self> {
-        let stamp = chrono::Local::now().format("%Y-%m-%d_%H-%M-%S").to_string();
-        let base = root.join(name);
-        fs_err::create_dir_all(&base)?;
-        for n in 0.. {
-            let path = if n == 0 { base.join(&stamp) } else { base.join(format!("{stamp}_{n}")) };
-            match fs_err::create_dir(&path) {
-                Ok(()) => {
-                    fs_err::create_dir_all(path.join("checkpoints"))?;
-                    return Ok(Self { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e.into()),
+        let path = create_stamped(root, name)?;
+        fs_err::create_dir_all(path.join("checkpoints"))?;
+        Ok(Self { path })
+    }
+
+    /// Creates the run directory `path` (a sweep's point; it must not exist yet).
+    pub fn create_at(path: &Path) -> Result<Self> {
+        fs_err::create_dir(path)?;
+        fs_err::create_dir_all(path.join("checkpoints"))?;
+        Ok(Self { path: path.into() })
+    }
+
+    /// Deletes what training wrote (checkpoints, metrics, latents), keeping the config,
+    /// overrides and logs: the run can start again from its first epoch.
+    pub fn clear_results(&self) -> Result<()> {
+        let ckpt = self.path.join("checkpoints");
+        if ckpt.is_dir() {
+            fs_err::remove_dir_all(&ckpt)?;
+        }
+        fs_err::create_dir_all(&ckpt)?;
+        for f in ["metrics.csv", "metrics.parquet", "timings.csv", "latents.parquet"] {
+            let p = self.file(f);
+            if p.is_file() {
+                fs_err::remove_file(p)?;
             }
         }
-        unreachable!("an unbounded range always yields a free name")
+        Ok(())
     }
 
     /// An existing run directory (must hold `config.toml`).
@@ -200,6 +259,22 @@ impl RunDir {
     }
 }
 
+/// Creates `root/<name>/<YYYY-MM-DD_HH-MM-SS>/`, with a `_N` suffix when that exists.
+pub fn create_stamped(root: &Path, name: &str) -> Result<PathBuf> {
+    let stamp = stamp();
+    let base = root.join(name);
+    fs_err::create_dir_all(&base)?;
+    for n in 0.. {
+        let path = if n == 0 { base.join(&stamp) } else { base.join(format!("{stamp}_{n}")) };
+        match fs_err::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("an unbounded range always yields a free name")
+}
+
 /// Table formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -234,6 +309,12 @@ pub fn write_table(path: &Path, df: &mut DataFrame, format: Table) -> Result<()>
 pub fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Now as a directory name: `YYYY-MM-DD_HH-MM-SS`, local time.
+#[must_use]
+pub fn stamp() -> String {
+    chrono::Local::now().format("%Y-%m-%d_%H-%M-%S").to_string()
 }
 
 /// Now, RFC 3339 local time.
