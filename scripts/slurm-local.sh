@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real single-node Slurm cluster (munged + slurmctld + slurmd from Debian's packages) for
-# the test suite and for developers. Everything lives in one scratch directory; no system
-# service, /etc file or systemd unit is touched (the packages are installed if missing).
+# the test suite and for developers. Everything (config, key, sockets, state, logs) lives in
+# one scratch directory; the system's own Slurm/MUNGE config and services are not used.
+# Meant for root (as CI runs); otherwise sudo is used for apt only, and untested.
 #
 #   scripts/slurm-local.sh start  [SCRATCH_DIR]   install what is missing, start, wait until
 #                                                 the node is idle, print the export line;

@@ -89,7 +89,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
         }
         let sweep = Sweep::open(dir)?;
         let todo = sweep.prepare_resume()?;
-        let launcher = args.launcher.unwrap_or(if sweep.spec.launcher == "slurm" { Launcher::Slurm } else { Launcher::Local });
+        let launcher =
+            args.launcher.unwrap_or(if sweep.spec.launcher == "slurm" { Launcher::Slurm } else { Launcher::Local });
         let done = sweep.spec.points.len() - todo.len();
         crate::out(&format!(
             "sweep dir: {}\nresuming: {} of {} points left ({done} done or failed for good)\n",
@@ -124,7 +125,12 @@ pub fn run(args: SweepArgs) -> Result<()> {
     ));
     for s in sweep.states() {
         if let Some(m) = s.manifest.as_ref().filter(|m| m.status == Status::Failed) {
-            eprintln!("point {} ({}) failed: {}", s.point.dir, sweep.label(&s.point), m.reason.as_deref().unwrap_or("?"));
+            eprintln!(
+                "point {} ({}) failed: {}",
+                s.point.dir,
+                sweep.label(&s.point),
+                m.reason.as_deref().unwrap_or("?")
+            );
         }
     }
     launch(sweep, &todo, launcher, &args, &program)
@@ -143,14 +149,17 @@ fn dry_run(plan: &Plan, root: &Path, launcher: Launcher, args: &SweepArgs, progr
             let _ = writeln!(out, "# local: {jobs} at a time, {threads} threads each");
         }
         Launcher::Slurm => {
-            let cfg = bottleneck_train::resolve(&plan.experiment, &sweep.spec.points[0].overrides)?.config.launcher.slurm;
+            let cfg =
+                bottleneck_train::resolve(&plan.experiment, &sweep.spec.points[0].overrides)?.config.launcher.slurm;
             let all: Vec<usize> = sweep.spec.points.iter().map(|p| p.index).collect();
-            let _ = write!(out, 
+            let _ = write!(
+                out,
                 "# ---- {}/slurm/array-0.sbatch\n{}",
                 sweep.path.display(),
                 slurm::array_script(&sweep, &all, &cfg, program)
             );
-            let _ = write!(out, 
+            let _ = write!(
+                out,
                 "# ---- {}/slurm/summary-0.sbatch (--dependency=afterany:<array job>)\n{}",
                 sweep.path.display(),
                 slurm::summary_script(&sweep, &cfg, program)
@@ -191,7 +200,11 @@ fn launch(mut sweep: Sweep, todo: &[usize], launcher: Launcher, args: &SweepArgs
             }
             let (jobs, threads) = local_budget(args.jobs, todo.len(), cores());
             if args.jobs.is_some_and(|j| j > jobs && j <= todo.len()) {
-                eprintln!("--jobs {} is more than the {} cores: running {jobs} at a time", args.jobs.unwrap_or(0), cores());
+                eprintln!(
+                    "--jobs {} is more than the {} cores: running {jobs} at a time",
+                    args.jobs.unwrap_or(0),
+                    cores()
+                );
             }
             crate::out(&format!("local launcher: {jobs} at a time, {threads} threads each\n"));
             let obs = Lines::new(args.quiet, todo.len());
@@ -236,9 +249,7 @@ fn slurm_config(sweep: &Sweep, todo: &[usize]) -> Result<SlurmConfig> {
 
 fn count(sweep: &Sweep, todo: &[usize]) -> (usize, usize, usize) {
     let states = sweep.states();
-    let of = |s: Status| {
-        todo.iter().filter(|&&i| states[i].manifest.as_ref().is_some_and(|m| m.status == s)).count()
-    };
+    let of = |s: Status| todo.iter().filter(|&&i| states[i].manifest.as_ref().is_some_and(|m| m.status == s)).count();
     (of(Status::Done), of(Status::Failed), of(Status::Running))
 }
 
@@ -343,7 +354,10 @@ fn report(sweep: &Sweep, interrupted: bool) -> Result<()> {
     }
     let unfinished = states.iter().filter(|s| s.manifest.as_ref().is_some_and(|m| m.status != Status::Done)).count();
     if unfinished > 0 {
-        bail!("{unfinished} points have not finished; `bottleneck sweep --resume {}` continues them", sweep.path.display());
+        bail!(
+            "{unfinished} points have not finished; `bottleneck sweep --resume {}` continues them",
+            sweep.path.display()
+        );
     }
     Ok(())
 }

@@ -60,17 +60,42 @@ impl SlurmConfig {
         };
         let one_line = |s: &str| !s.contains(['\n', '\r']);
         let checks: [(&'static str, String, bool, &'static str); 7] = [
-            ("launcher.slurm.time", format!("\"{}\"", self.time), time_ok, "use [D-]HH:MM:SS, MM:SS or minutes, e.g. \"04:00:00\""),
-            ("launcher.slurm.cpus_per_task", self.cpus_per_task.to_string(), self.cpus_per_task >= 1, "must be at least 1"),
-            ("launcher.slurm.mem", format!("\"{}\"", self.mem), mem_ok, "a size such as \"4G\" or \"8000M\" (empty: the cluster's default)"),
-            ("launcher.slurm.poll_seconds", self.poll_seconds.to_string(), self.poll_seconds >= 1, "must be at least 1"),
+            (
+                "launcher.slurm.time",
+                format!("\"{}\"", self.time),
+                time_ok,
+                "use [D-]HH:MM:SS, MM:SS or minutes, e.g. \"04:00:00\"",
+            ),
+            (
+                "launcher.slurm.cpus_per_task",
+                self.cpus_per_task.to_string(),
+                self.cpus_per_task >= 1,
+                "must be at least 1",
+            ),
+            (
+                "launcher.slurm.mem",
+                format!("\"{}\"", self.mem),
+                mem_ok,
+                "a size such as \"4G\" or \"8000M\" (empty: the cluster's default)",
+            ),
+            (
+                "launcher.slurm.poll_seconds",
+                self.poll_seconds.to_string(),
+                self.poll_seconds >= 1,
+                "must be at least 1",
+            ),
             (
                 "launcher.slurm.partition",
                 format!("\"{}\"", self.partition),
                 !self.partition.contains(char::is_whitespace),
                 "a partition name without spaces",
             ),
-            ("launcher.slurm.gres", format!("\"{}\"", self.gres), !self.gres.contains(char::is_whitespace), "e.g. \"gpu:1\", no spaces"),
+            (
+                "launcher.slurm.gres",
+                format!("\"{}\"", self.gres),
+                !self.gres.contains(char::is_whitespace),
+                "e.g. \"gpu:1\", no spaces",
+            ),
             (
                 "launcher.slurm.extra",
                 format!("{:?}", self.extra),

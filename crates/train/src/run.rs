@@ -63,9 +63,16 @@ pub fn execute(
     let cfg = dir.read_config()?;
     let mut manifest = dir.read_manifest()?;
     if resume && manifest.status == Status::Done {
-        return Err(TrainError::Run { path: dir.path.clone(), reason: "the run is already done; nothing to resume".into() });
+        return Err(TrainError::Run {
+            path: dir.path.clone(),
+            reason: "the run is already done; nothing to resume".into(),
+        });
     }
-    if resume && manifest.status == Status::Running && manifest.process_alive() && manifest.pid != Some(std::process::id()) {
+    if resume
+        && manifest.status == Status::Running
+        && manifest.process_alive()
+        && manifest.pid != Some(std::process::id())
+    {
         return Err(TrainError::Run {
             path: dir.path.clone(),
             reason: format!("the run is being trained by process {} on this machine", manifest.pid.unwrap_or_default()),

@@ -178,7 +178,11 @@ pub fn axis_values(value: &str) -> std::result::Result<Option<Vec<String>>, Stri
     }
     if let Some(args) = v.strip_prefix("choice(").and_then(|r| r.strip_suffix(')')) {
         let out = split_top_level(args);
-        return if out.iter().any(String::is_empty) { Err(format!("`{v}` has an empty choice")) } else { Ok(Some(out)) };
+        return if out.iter().any(String::is_empty) {
+            Err(format!("`{v}` has an empty choice"))
+        } else {
+            Ok(Some(out))
+        };
     }
     let parts = split_top_level(v);
     if parts.len() == 1 {
@@ -352,7 +356,10 @@ impl Sweep {
 
     /// A point that did not resolve: its overrides and a failed manifest with the reason.
     fn write_unresolved(&self, dir: &RunDir, p: &PointSpec, err: &TrainError) -> Result<()> {
-        bottleneck_data::atomic::write_atomic(&dir.file("overrides.txt"), format!("{}\n", p.overrides.join("\n")).as_bytes())?;
+        bottleneck_data::atomic::write_atomic(
+            &dir.file("overrides.txt"),
+            format!("{}\n", p.overrides.join("\n")).as_bytes(),
+        )?;
         let mut m = failed_manifest(&self.spec);
         m.reason = Some(format!("config: {err}"));
         dir.write_manifest(&m)
@@ -367,7 +374,10 @@ impl Sweep {
             } else {
                 "; expected runs/<name>/<timestamp>/ made by `bottleneck sweep`"
             };
-            return Err(TrainError::Run { path: path.into(), reason: format!("not a sweep directory: no {SWEEP_FILE}{hint}") });
+            return Err(TrainError::Run {
+                path: path.into(),
+                reason: format!("not a sweep directory: no {SWEEP_FILE}{hint}"),
+            });
         }
         let text = fs_err::read_to_string(&file)?;
         let spec = toml::from_str(&text).map_err(|e| TrainError::Run { path: file, reason: e.to_string() })?;
@@ -376,7 +386,8 @@ impl Sweep {
 
     /// Writes `sweep.toml`.
     pub fn save(&self) -> Result<()> {
-        let text = toml::to_string_pretty(&self.spec).map_err(|e| TrainError::Config(format!("writing {SWEEP_FILE}: {e}")))?;
+        let text =
+            toml::to_string_pretty(&self.spec).map_err(|e| TrainError::Config(format!("writing {SWEEP_FILE}: {e}")))?;
         let text = format!("# written by `bottleneck sweep`; `bottleneck sweep --resume` reads it\n{text}");
         Ok(bottleneck_data::atomic::write_atomic(&self.path.join(SWEEP_FILE), text.as_bytes())?)
     }
@@ -531,7 +542,8 @@ impl Sweep {
                 states.iter().map(|s| s.manifest.as_ref().and_then(|m| m.metrics.get(k).copied())).collect::<Vec<_>>(),
             ));
         }
-        let mut df = DataFrame::new(n, cols).map_err(|source| TrainError::Polars { path: self.path.join("summary"), source })?;
+        let mut df =
+            DataFrame::new(n, cols).map_err(|source| TrainError::Polars { path: self.path.join("summary"), source })?;
         write_table(&self.path.join("summary.csv"), &mut df, Table::Csv)?;
         write_table(&self.path.join("summary.parquet"), &mut df, Table::Parquet)?;
         Ok(df)
@@ -545,7 +557,9 @@ const FIRST_METRICS: [&str; 5] = ["test_mse", "test_noisy_mse", "test_bce", "tes
 /// else text (strings without their quotes).
 fn typed_column(name: &str, raw: &[&str]) -> Column {
     let parsed: Vec<figment::value::Value> = raw.iter().map(|r| parse_value(r)).collect();
-    if let Some(v) = parsed.iter().map(|p| p.to_i128().and_then(|i| i64::try_from(i).ok())).collect::<Option<Vec<i64>>>() {
+    if let Some(v) =
+        parsed.iter().map(|p| p.to_i128().and_then(|i| i64::try_from(i).ok())).collect::<Option<Vec<i64>>>()
+    {
         return Column::new(name.into(), v);
     }
     if let Some(v) = parsed.iter().map(figment::value::Value::to_f64).collect::<Option<Vec<f64>>>() {
@@ -554,11 +568,8 @@ fn typed_column(name: &str, raw: &[&str]) -> Column {
     if let Some(v) = parsed.iter().map(figment::value::Value::to_bool).collect::<Option<Vec<bool>>>() {
         return Column::new(name.into(), v);
     }
-    let text: Vec<String> = parsed
-        .iter()
-        .zip(raw)
-        .map(|(p, r)| p.as_str().map_or_else(|| (*r).to_string(), ToString::to_string))
-        .collect();
+    let text: Vec<String> =
+        parsed.iter().zip(raw).map(|(p, r)| p.as_str().map_or_else(|| (*r).to_string(), ToString::to_string)).collect();
     Column::new(name.into(), text)
 }
 
@@ -687,7 +698,9 @@ pub fn run_local(
                         // The process ended without recording an outcome.
                         let stopped = stop.load(Ordering::SeqCst) > 0;
                         m.status = if stopped { Status::Interrupted } else { Status::Failed };
-                        m.reason = Some(format!("the point's process exited ({code}) without recording an outcome; see task.log"));
+                        m.reason = Some(format!(
+                            "the point's process exited ({code}) without recording an outcome; see task.log"
+                        ));
                         m.pid = None;
                         m.ended = Some(now());
                         dir.write_manifest(&m)?;
@@ -725,14 +738,14 @@ mod tests {
         assert_eq!(axis_values("8").unwrap(), None);
         assert_eq!(axis_values("[512, 256]").unwrap(), None);
         assert_eq!(axis_values("[512,256],[256,128]").unwrap(), Some(vec!["[512,256]".into(), "[256,128]".into()]));
-        assert_eq!(axis_values("range(2,34,8)").unwrap(), Some(vec!["2".into(), "10".into(), "18".into(), "26".into()]));
+        assert_eq!(
+            axis_values("range(2,34,8)").unwrap(),
+            Some(vec!["2".into(), "10".into(), "18".into(), "26".into()])
+        );
         assert_eq!(axis_values("range(3)").unwrap_err(), "range takes (start, stop) or (start, stop, step)");
         assert_eq!(axis_values("range(0, 3)").unwrap(), Some(vec!["0".into(), "1".into(), "2".into()]));
         assert_eq!(axis_values("range(10,0,-5)").unwrap(), Some(vec!["10".into(), "5".into()]));
-        assert_eq!(
-            axis_values("range(0.1,0.4,0.1)").unwrap(),
-            Some(vec!["0.1".into(), "0.2".into(), "0.3".into()])
-        );
+        assert_eq!(axis_values("range(0.1,0.4,0.1)").unwrap(), Some(vec!["0.1".into(), "0.2".into(), "0.3".into()]));
         assert_eq!(axis_values("range(0,1,0.5)").unwrap(), Some(vec!["0.0".into(), "0.5".into()]));
         assert!(axis_values("range(1,2,0)").is_err());
         assert!(axis_values("range(5,2)").is_err(), "an empty range is an error");

@@ -1,0 +1,369 @@
+//! `bottleneck sweep` end to end on real Fashion-MNIST with the debug preset: the grid,
+//! the summary, failing points, Ctrl-C, SIGKILL + `--resume`, and the Slurm launcher on
+//! a real single-node cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+
+use crate::common;
+
+pub fn experiment(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments").join(format!("{name}.toml")).display().to_string()
+}
+
+pub fn cmd(cwd: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bottleneck"));
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("BOTTLENECK_DATA_DIR")
+        .env_remove("BOTTLENECK_RUNS_DIR")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The only sweep directory under `cwd/runs/<name>/`.
+pub fn sweep_dir(cwd: &Path, name: &str) -> PathBuf {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(cwd.join("runs").join(name)).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(v.len(), 1, "{v:?}");
+    v.pop().unwrap()
+}
+
+pub fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+pub fn status(dir: &Path) -> String {
+    manifest(dir)["status"].as_str().unwrap().to_string()
+}
+
+/// summary.parquet, checked against summary.csv (same rows, same statuses).
+pub fn summary(dir: &Path) -> DataFrame {
+    let df = ParquetReader::new(std::fs::File::open(dir.join("summary.parquet")).unwrap()).finish().unwrap();
+    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), df.height() + 1, "{csv}");
+    df
+}
+
+pub fn column_str(df: &DataFrame, name: &str) -> Vec<String> {
+    let c = df.column(name).unwrap().str().unwrap();
+    (0..c.len()).map(|i| c.get(i).unwrap_or_default().to_string()).collect()
+}
+
+pub fn column_i64(df: &DataFrame, name: &str) -> Vec<i64> {
+    let c = df.column(name).unwrap().cast(&DataType::Int64).unwrap();
+    let c = c.i64().unwrap();
+    (0..c.len()).map(|i| c.get(i).unwrap()).collect()
+}
+
+pub fn column_f64(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    let c = df.column(name).unwrap().f64().unwrap();
+    (0..c.len()).map(|i| c.get(i)).collect()
+}
+
+/// Checks the six-point debug sweep over k: a done run directory per k, in order.
+pub fn check_k_sweep(dir: &Path) {
+    let df = summary(dir);
+    assert_eq!(df.height(), 6);
+    assert_eq!(column_i64(&df, "model.latent_dim"), [2, 4, 8, 16, 32, 64]);
+    assert_eq!(column_str(&df, "status"), ["done"; 6], "{df}");
+    assert!(column_f64(&df, "test_mse").iter().all(|v| v.is_some_and(|v| v > 0.0 && v < 0.5)), "{df}");
+    for (i, k) in [2, 4, 8, 16, 32, 64].iter().enumerate() {
+        let point = dir.join(format!("{i:03}"));
+        let cfg = std::fs::read_to_string(point.join("config.toml")).unwrap();
+        assert!(cfg.contains(&format!("latent_dim = {k}\n")), "{cfg}");
+        assert!(point.join("latents.parquet").is_file() && point.join("metrics.csv").is_file());
+        let o = std::fs::read_to_string(point.join("overrides.txt")).unwrap();
+        assert!(o.starts_with("train=debug\n") && o.ends_with(&format!("\nmodel.latent_dim={k}\n")), "{o}");
+    }
+    let spec = std::fs::read_to_string(dir.join("sweep.toml")).unwrap();
+    assert!(spec.contains("key = \"model.latent_dim\""), "{spec}");
+}
+
+#[test]
+fn a_debug_sweep_makes_one_run_per_bottleneck_size() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let o = cmd(tmp.path(), &["sweep", &experiment("fashion-bottleneck-sweep"), "train=debug"]).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    let dir = sweep_dir(tmp.path(), "fashion-bottleneck-sweep");
+    check_k_sweep(&dir);
+    assert!(text(&o.stdout).contains("summary.csv"), "{}", text(&o.stdout));
+    // A finished sweep resumes to nothing.
+    let o = cmd(tmp.path(), &["sweep", "--resume", &dir.display().to_string()]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("0 of 6 points left"), "{}", text(&o.stdout));
+}
+
+#[test]
+fn command_line_lists_ranges_and_groups_make_the_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let o = cmd(
+        tmp.path(),
+        &["sweep", &e, "model.latent_dim=range(2,34,8)", "model=dense,conv", "train=debug", "--dry-run"],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("8 points"), "{out}");
+    assert!(out.contains("007  train=debug model.latent_dim=26 model=conv"), "{out}");
+    assert!(!tmp.path().join("runs").exists(), "a dry run writes nothing");
+    // A bad list is an error before anything runs.
+    let o = cmd(tmp.path(), &["sweep", &e, "model.latent_dim=range(2,34,0)"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("model.latent_dim=range(2,34,0)"), "{}", text(&o.stderr));
+    // Nothing to sweep.
+    let o = cmd(tmp.path(), &["sweep", &e, "train=debug"]).output().unwrap();
+    assert!(text(&o.stderr).contains("nothing to sweep"), "{}", text(&o.stderr));
+    // Every point bad: no sweep directory.
+    let o = cmd(tmp.path(), &["sweep", &e, "model.latent_dimm=2,4"]).output().unwrap();
+    assert!(text(&o.stderr).contains("unknown key `model.latent_dimm`"), "{}", text(&o.stderr));
+    assert!(!tmp.path().join("runs").exists());
+}
+
+#[test]
+fn failing_points_are_marked_and_the_others_finish() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    // (k=0): a value out of range; (lr=1e30, identity output): a NaN loss.
+    let args =
+        ["sweep", &e, "train=debug", "model.output_activation=identity", "model.latent_dim=4,0", "train.lr=1e-3,1e30"];
+    let o = cmd(tmp.path(), &args).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stderr).contains("2 of 4 points failed") || text(&o.stderr).contains("3 of 4 points failed"));
+    let dir = sweep_dir(tmp.path(), "fashion-dense");
+    let df = summary(&dir);
+    let status = column_str(&df, "status");
+    assert_eq!(status[0], "done", "{df}");
+    assert_eq!(status[1], "failed", "{df}");
+    assert_eq!(status[2..], ["failed", "failed"], "{df}");
+    let reasons = column_str(&df, "reason");
+    assert!(reasons[1].contains("training loss became"), "{df}");
+    assert!(reasons[2].contains("model.latent_dim") && reasons[2].contains("at least 1"), "{df}");
+    // --resume reruns the failed points (they fail again) and leaves the done one alone.
+    let before = std::fs::read_to_string(dir.join("000/manifest.json")).unwrap();
+    let o = cmd(tmp.path(), &["sweep", "--resume", &dir.display().to_string()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("1 of 4 points left"), "{}", text(&o.stdout));
+    assert_eq!(std::fs::read_to_string(dir.join("000/manifest.json")).unwrap(), before);
+    assert_eq!(status_of(&dir, 1), "failed");
+}
+
+fn status_of(dir: &Path, i: usize) -> String {
+    status(&dir.join(format!("{i:03}")))
+}
+
+/// Starts the six-point debug sweep one point at a time and signals it once two points
+/// are done.
+fn start_and_signal(cwd: &Path, signal: &str) -> (Child, PathBuf) {
+    let e = experiment("fashion-bottleneck-sweep");
+    // Enough batches per point that a point is mid-training when the signal comes.
+    let mut child = cmd(cwd, &["sweep", &e, "train=debug", "train.epochs=2", "train.max_batches=40", "--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let dir = loop {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(cwd.join("runs/fashion-bottleneck-sweep"))
+            .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        if let Some(d) = dirs.first() {
+            if d.join("001/manifest.json").is_file() && status_of(d, 1) == "done" {
+                break d.clone();
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "two points never finished");
+        assert!(child.try_wait().unwrap().is_none(), "the sweep ended before the signal");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
+    (child, dir)
+}
+
+/// Waits until no point of the sweep is training.
+fn settle(dir: &Path) {
+    let t0 = Instant::now();
+    while (0..6).any(|i| status_of(dir, i) == "running") {
+        assert!(t0.elapsed() < Duration::from_secs(120), "a point kept running after its sweep was killed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Resumes and checks that only the points not done before ran.
+fn resume_runs_only_the_rest(cwd: &Path, dir: &Path) {
+    let done_before: Vec<usize> = (0..6).filter(|&i| status_of(dir, i) == "done").collect();
+    assert!(done_before.len() >= 2 && done_before.len() < 6, "{done_before:?}");
+    let kept: Vec<String> = done_before
+        .iter()
+        .map(|i| std::fs::read_to_string(dir.join(format!("{i:03}/manifest.json"))).unwrap())
+        .collect();
+    let o = cmd(cwd, &["sweep", "--resume", &dir.display().to_string()]).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    let left = 6 - done_before.len();
+    assert!(text(&o.stdout).contains(&format!("{left} of 6 points left")), "{}", text(&o.stdout));
+    let started = text(&o.stderr);
+    for i in &done_before {
+        assert!(!started.contains(&format!("point {i:03} (model.latent_dim")), "point {i} ran again:\n{started}");
+    }
+    for (i, m) in done_before.iter().zip(kept) {
+        assert_eq!(std::fs::read_to_string(dir.join(format!("{i:03}/manifest.json"))).unwrap(), m);
+    }
+    let df = summary(dir);
+    assert_eq!(column_str(&df, "status"), ["done"; 6], "{df}");
+    assert_eq!(column_i64(&df, "epochs_done"), [2; 6], "{df}");
+}
+
+#[test]
+fn ctrl_c_keeps_finished_points_and_resume_runs_the_rest() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, dir) = start_and_signal(tmp.path(), "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bottleneck sweep --resume"), "{}", text(&out.stderr));
+    let statuses: Vec<String> = (0..6).map(|i| status_of(&dir, i)).collect();
+    assert!(!statuses.contains(&"running".to_string()), "{statuses:?}");
+    assert!(statuses.contains(&"pending".to_string()), "no new point starts after Ctrl-C: {statuses:?}");
+    assert!(dir.join("summary.csv").is_file());
+    // What the Slurm summary job does after an array: points that recorded no outcome
+    // are failed (the interrupted one keeps its checkpoint); --resume reruns them.
+    let o = cmd(tmp.path(), &["sweep", "--collect", &dir.display().to_string(), "--mark-lost"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let statuses: Vec<String> = (0..6).map(|i| status_of(&dir, i)).collect();
+    assert!(!statuses.contains(&"pending".to_string()) && statuses.contains(&"failed".to_string()), "{statuses:?}");
+    resume_runs_only_the_rest(tmp.path(), &dir);
+}
+
+#[test]
+fn a_killed_sweep_resumes_only_the_remaining_points() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, dir) = start_and_signal(tmp.path(), "-KILL");
+    child.wait().unwrap();
+    // The point that was training notices its sweep is gone and stops with a checkpoint.
+    settle(&dir);
+    resume_runs_only_the_rest(tmp.path(), &dir);
+}
+
+/// A single-node Slurm cluster from `scripts/slurm-local.sh`, stopped (by PID, through
+/// the script) when dropped.
+struct Cluster {
+    scratch: tempfile::TempDir,
+    conf: String,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let scratch = tempfile::Builder::new().prefix("bn-slurm").tempdir_in("/tmp").unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-local.sh");
+        let o = Command::new(&script).arg("start").arg(scratch.path()).output().unwrap();
+        assert!(
+            o.status.success(),
+            "scripts/slurm-local.sh start failed (it needs root or sudo for apt, and ports 6817/6818 free):\n{}",
+            text(&o.stderr)
+        );
+        let conf = text(&o.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("export SLURM_CONF=").map(|v| v.trim_matches(['\'', '"']).to_string()))
+            .unwrap_or_else(|| panic!("no export line from slurm-local.sh: {}", text(&o.stdout)));
+        Self { scratch, conf }
+    }
+
+    fn sweep(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut c = cmd(cwd, args);
+        c.env("SLURM_CONF", &self.conf);
+        c
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-local.sh");
+        let _ = Command::new(script).arg("stop").arg(self.scratch.path()).status();
+    }
+}
+
+fn with_timeout(mut c: Command, limit: Duration) -> Output {
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("timed out after {limit:?}:\n{}\n{}", text(&o.stdout), text(&o.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_slurm_launcher_runs_the_sweep_as_a_job_array() {
+    common::fashion_mnist_dir();
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let small = ["launcher.slurm.cpus_per_task=1", "launcher.slurm.mem=1G", "launcher.slurm.max_parallel=2"];
+
+    // The six-point sweep over k, waiting for the array.
+    let mut args = vec!["sweep", "--launcher", "slurm"];
+    let e = experiment("fashion-bottleneck-sweep");
+    args.push(&e);
+    args.push("train=debug");
+    args.extend(small);
+    let o = with_timeout(cluster.sweep(tmp.path(), &args), Duration::from_secs(600));
+    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    let dir = sweep_dir(tmp.path(), "fashion-bottleneck-sweep");
+    check_k_sweep(&dir);
+    let script = std::fs::read_to_string(dir.join("slurm/array-0.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-5%2") && script.contains("#SBATCH --mem=1G"), "{script}");
+    let logs: Vec<String> = std::fs::read_dir(dir.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| Path::new(n).extension().is_some_and(|x| x == "out"))
+        .collect();
+    let array_id = std::fs::read_to_string(dir.join("sweep.toml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("array = ").map(|v| v.trim_matches('"').to_string()))
+        .unwrap();
+    for i in 0..6 {
+        assert!(logs.contains(&format!("{array_id}_{i}.out")), "no %A_%a log for task {i}: {logs:?}");
+    }
+    assert!(logs.iter().any(|l| l.ends_with("-summary.out")), "the dependent summary job did not run: {logs:?}");
+    for i in 0..6 {
+        assert_eq!(manifest(&dir.join(format!("{i:03}")))["threads"], 1, "threads = cpus_per_task");
+    }
+
+    // A task that fails shows as failed; with --no-wait the dependent job writes the summary.
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let mut args = vec!["sweep", "--launcher", "slurm", "--no-wait", &e, "train=debug"];
+    args.extend(["model.output_activation=identity", "train.lr=1e-3,1e30"]);
+    args.extend(small);
+    let o = with_timeout(cluster.sweep(tmp.path(), &args), Duration::from_secs(60));
+    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stdout).contains("not waiting"), "{}", text(&o.stdout));
+    let dir = sweep_dir(tmp.path(), "fashion-dense");
+    let t0 = Instant::now();
+    let df = loop {
+        if dir.join("summary.parquet").is_file() {
+            break summary(&dir);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "the summary job never wrote summary.parquet");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(column_str(&df, "status"), ["done", "failed"], "{df}");
+    assert!(column_str(&df, "reason")[1].contains("training loss became"), "{df}");
+    drop(cluster);
+}
