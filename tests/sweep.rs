@@ -87,6 +87,49 @@ pub fn check_k_sweep(dir: &Path) {
     assert!(spec.contains("key = \"model.latent_dim\""), "{spec}");
 }
 
+/// A PNG that decodes and is not one flat colour.
+fn check_png(path: &Path) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = &buf[..info.buffer_size()];
+    let distinct: std::collections::HashSet<&[u8]> = px.chunks(info.color_type.samples()).collect();
+    assert!(info.width > 100 && info.height > 100 && distinct.len() > 8, "{} looks blank", path.display());
+    let svg = path.with_extension("svg");
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"), "{}", svg.display());
+}
+
+/// The figures and report.html of the k sweep and its runs.
+fn check_report(dir: &Path) {
+    check_png(&dir.join("plots/sweep_curve.png"));
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("plots/sweep_curve.png") && html.contains("000/report.html"), "{html}");
+    // The PCA baseline falls as k grows (more components keep more of the image).
+    let pca: Vec<f64> = std::fs::read_to_string(dir.join("pca_baseline.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(pca.len(), 6);
+    assert!(pca.windows(2).all(|w| w[1] < w[0]), "{pca:?}");
+    // Published PCA error of Fashion-MNIST at k = 2 (scikit-learn on the same split): 0.0461.
+    assert!((pca[0] - 0.0461).abs() < 5e-4, "{pca:?}");
+    for (i, latent) in
+        ["latent", "latent_pca", "latent_pca", "latent_pca", "latent_pca", "latent_pca"].iter().enumerate()
+    {
+        let plots = dir.join(format!("{i:03}/plots"));
+        for stem in ["loss", latent, "reconstructions"] {
+            check_png(&plots.join(format!("{stem}.png")));
+        }
+        let page = std::fs::read_to_string(dir.join(format!("{i:03}/report.html"))).unwrap();
+        assert!(page.contains("plots/reconstructions.png") && page.contains("../report.html"), "{page}");
+    }
+}
+
 #[test]
 fn a_debug_sweep_makes_one_run_per_bottleneck_size() {
     common::fashion_mnist_dir();
@@ -96,6 +139,7 @@ fn a_debug_sweep_makes_one_run_per_bottleneck_size() {
     let dir = sweep_dir(tmp.path(), "fashion-bottleneck-sweep");
     check_k_sweep(&dir);
     assert!(text(&o.stdout).contains("summary.csv"), "{}", text(&o.stdout));
+    check_report(&dir);
     // A finished sweep resumes to nothing.
     let o = cmd(tmp.path(), &["sweep", "--resume", &dir.display().to_string()]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));

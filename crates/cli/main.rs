@@ -55,6 +55,11 @@ enum Command {
     /// [launcher.slurm]). Results: runs/NAME/TIMESTAMP/ with a run directory per point and
     /// summary.csv/.parquet. Exit status 1 when a point failed, 130 when interrupted.
     Sweep(sweep::SweepArgs),
+    /// (Re)draw the figures and report.html of a run or a sweep directory.
+    Report {
+        /// runs/NAME/TIMESTAMP (a run or a sweep).
+        dir: PathBuf,
+    },
     /// Continue an interrupted run from its last checkpoint.
     Resume {
         /// The run directory (runs/NAME/TIMESTAMP).
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         Command::Run { experiment, overrides, runs, quiet } => train::run(&experiment, &overrides, runs, quiet),
         Command::Resume { run_dir, threads, quiet } => train::resume(&run_dir, threads, quiet),
         Command::Sweep(args) => sweep::run(args),
+        Command::Report { dir } => train::report(&dir),
         Command::Config { experiment, overrides } => train::config(&experiment, &overrides),
     };
     match result {

@@ -301,9 +301,20 @@ fn wait_slurm(
     }
 }
 
-/// Writes the summary, prints it, and turns failures / interruption into the exit status.
+/// Writes the summary and the report, prints the summary, and turns failures /
+/// interruption into the exit status.
 fn report(sweep: &Sweep, interrupted: bool) -> Result<()> {
     sweep.write_summary()?;
+    let page = match bottleneck_analysis::report_sweep(&sweep.path, false) {
+        Ok(page) => Some(page),
+        Err(e) => {
+            tracing::warn!(
+                "drawing the sweep report failed: {e}; retry with `bottleneck report {}`",
+                sweep.path.display()
+            );
+            None
+        }
+    };
     let states = sweep.states();
     let mut rows = vec![{
         let mut h = vec!["point".to_string()];
@@ -330,6 +341,9 @@ fn report(sweep: &Sweep, interrupted: bool) -> Result<()> {
         out.push('\n');
     }
     let _ = writeln!(out, "summary: {}", sweep.path.join("summary.csv").display());
+    if let Some(page) = page {
+        let _ = writeln!(out, "report: {}", page.display());
+    }
     crate::out(&out);
     let failed: Vec<&PointSpec> = states
         .iter()

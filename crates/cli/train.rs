@@ -122,6 +122,15 @@ fn finish(dir: &RunDir, outcome: Result<Outcome, bottleneck_train::TrainError>) 
                 .collect();
             crate::out(&format!("{}\n", shown.join("  ")));
             crate::out(&format!("run dir: {}\n", dir.path.display()));
+            // The figures are a view of what the run wrote: a failure to draw them is
+            // reported, and `bottleneck report` can redraw them, but the run is done.
+            match bottleneck_analysis::report_run(&dir.path) {
+                Ok(page) => crate::out(&format!("report: {}\n", page.display())),
+                Err(e) => tracing::warn!(
+                    "drawing the report failed: {e}; retry with `bottleneck report {}`",
+                    dir.path.display()
+                ),
+            }
             Ok(())
         }
         Outcome::Interrupted => {
@@ -178,6 +187,14 @@ fn watch_sweep_parent(stop: &Arc<AtomicBool>) {
             return;
         }
     });
+}
+
+/// `bottleneck report DIR`: redraws a run's or a sweep's figures and report.html.
+pub fn report(dir: &Path) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let page = bottleneck_analysis::report(dir)?;
+    crate::out(&format!("report: {} ({:.1} s)\n", page.display(), t0.elapsed().as_secs_f64()));
+    Ok(())
 }
 
 /// `bottleneck config EXPERIMENT [overrides...]`: the resolved config and each value's source.

@@ -1,0 +1,389 @@
+//! Figures drawn with plotters, each saved as PNG and SVG (atomically): loss curves,
+//! scatter plots, image grids and line charts on a log₂ axis.
+
+// Pixel coordinates: small usize values converted to plotters' i32.
+#![allow(clippy::cast_possible_wrap)]
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{AnalysisError, Result};
+
+/// Okabe & Ito's colour-blind-safe palette, then two of Paul Tol's (wine, grey) so that
+/// ten classes get ten colours.
+pub const PALETTE: [RGBColor; 10] = [
+    RGBColor(0, 114, 178),   // blue
+    RGBColor(230, 159, 0),   // orange
+    RGBColor(0, 158, 115),   // bluish green
+    RGBColor(204, 121, 167), // reddish purple
+    RGBColor(86, 180, 233),  // sky blue
+    RGBColor(213, 94, 0),    // vermillion
+    RGBColor(240, 228, 66),  // yellow
+    RGBColor(0, 0, 0),       // black
+    RGBColor(136, 34, 85),   // wine
+    RGBColor(153, 153, 153), // grey
+];
+
+/// The colour of series or class `i`.
+#[must_use]
+pub fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+const FONT: &str = "sans-serif";
+
+/// Errors from plotters, as text.
+type DrawResult = std::result::Result<(), String>;
+
+fn e<T: std::fmt::Display>(err: T) -> String {
+    err.to_string()
+}
+
+/// Something that can draw itself on any plotters backend.
+pub trait Figure {
+    /// Pixel size.
+    fn size(&self) -> (u32, u32);
+    /// Draws on `root`.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
+}
+
+/// Saves `fig` as `<dir>/<stem>.png` and `<dir>/<stem>.svg`, each written to a temporary
+/// name and renamed into place. Returns the PNG path.
+pub fn save(fig: &impl Figure, dir: &Path, stem: &str) -> Result<PathBuf> {
+    fs_err::create_dir_all(dir)?;
+    let png = dir.join(format!("{stem}.png"));
+    let fail = |path: &Path, reason: String| AnalysisError::Plot { path: path.into(), reason };
+    // The bitmap backend picks the format from the extension, so the temporary name
+    // keeps `.png` at its end.
+    let tmp = dir.join(format!(".tmp-{}-{stem}.png", std::process::id()));
+    {
+        let root = BitMapBackend::new(&tmp, fig.size()).into_drawing_area();
+        fig.draw(&root).map_err(|r| fail(&png, r))?;
+        root.present().map_err(|r| fail(&png, r.to_string()))?;
+    }
+    fs_err::rename(&tmp, &png)?;
+    let svg_path = dir.join(format!("{stem}.svg"));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, fig.size()).into_drawing_area();
+        fig.draw(&root).map_err(|r| fail(&svg_path, r))?;
+        root.present().map_err(|r| fail(&svg_path, r.to_string()))?;
+    }
+    bottleneck_data::atomic::write_atomic(&svg_path, svg.as_bytes())?;
+    Ok(png)
+}
+
+/// Loss per epoch: training and (when there is one) validation, log-scale y.
+#[derive(Debug, Clone)]
+pub struct LossCurves {
+    /// Title.
+    pub title: String,
+    /// (epoch, train loss, validation loss).
+    pub rows: Vec<(usize, f64, Option<f64>)>,
+}
+
+impl Figure for LossCurves {
+    fn size(&self) -> (u32, u32) {
+        (720, 440)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(e)?;
+        let values: Vec<f64> =
+            self.rows.iter().flat_map(|r| [Some(r.1), r.2]).flatten().filter(|v| v.is_finite() && *v > 0.0).collect();
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(0.0, f64::max);
+        let (lo, hi) = if values.is_empty() { (1e-3, 1.0) } else { (lo / 1.2, hi * 1.2) };
+        let last = self.rows.last().map_or(1, |r| r.0).max(2);
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(1f64..last as f64, (lo..hi).log_scale())
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("loss (MSE per pixel, log scale)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.4}"))
+            .draw()
+            .map_err(e)?;
+        let train: Vec<(f64, f64)> = self.rows.iter().map(|r| (r.0 as f64, r.1)).collect();
+        let c = colour(0);
+        chart
+            .draw_series(LineSeries::new(train.clone(), c.stroke_width(2)))
+            .map_err(e)?
+            .label("train")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart.draw_series(train.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(e)?;
+        let val: Vec<(f64, f64)> = self.rows.iter().filter_map(|r| r.2.map(|v| (r.0 as f64, v))).collect();
+        if !val.is_empty() {
+            let c = colour(1);
+            chart
+                .draw_series(LineSeries::new(val.clone(), c.stroke_width(2)))
+                .map_err(e)?
+                .label("validation")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            chart.draw_series(val.iter().map(|p| TriangleMarker::new(*p, 4, c.filled()))).map_err(e)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()
+            .map_err(e)?;
+        Ok(())
+    }
+}
+
+/// Points coloured by class, with a legend.
+#[derive(Debug, Clone)]
+pub struct Scatter {
+    /// Title.
+    pub title: String,
+    /// Axis names.
+    pub axes: (String, String),
+    /// (x, y, class).
+    pub points: Vec<(f64, f64, u32)>,
+    /// Class names, index = label.
+    pub classes: Vec<String>,
+}
+
+impl Figure for Scatter {
+    fn size(&self) -> (u32, u32) {
+        (760, 620)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(e)?;
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        for &(x, y, _) in &self.points {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() || !y0.is_finite() {
+            (x0, x1, y0, y1) = (-1.0, 1.0, -1.0, 1.0);
+        }
+        let pad = |a: f64, b: f64| ((b - a) * 0.05).max(1e-6);
+        let (px, py) = (pad(x0, x1), pad(y0, y1));
+        let (left, right) = root.split_horizontally(600);
+        let mut chart = ChartBuilder::on(&left)
+            .caption(&self.title, (FONT, 18))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0 - px..x1 + px, y0 - py..y1 + py)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc(&self.axes.0)
+            .y_desc(&self.axes.1)
+            .x_label_formatter(&|v| format!("{v:.2}"))
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .draw()
+            .map_err(e)?;
+        chart
+            .draw_series(
+                self.points.iter().map(|&(x, y, c)| Circle::new((x, y), 2, colour(c as usize).mix(0.7).filled())),
+            )
+            .map_err(e)?;
+        // The legend in its own panel on the right: one swatch per class.
+        for (i, name) in self.classes.iter().enumerate() {
+            let y = 50 + 24 * i as i32;
+            right.draw(&Circle::new((14, y), 6, colour(i).filled())).map_err(e)?;
+            right.draw(&Text::new(name.clone(), (26, y - 8), (FONT, 14).into_font())).map_err(e)?;
+        }
+        Ok(())
+    }
+}
+
+/// A greyscale or RGB image with values in [0, 1].
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Channels (1 or 3).
+    pub channels: usize,
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+    /// CHW values.
+    pub data: Vec<f32>,
+}
+
+impl Image {
+    fn rgb(&self, y: usize, x: usize) -> RGBColor {
+        let at = |c: usize| {
+            let v = self.data[(c * self.height + y) * self.width + x];
+            (v.clamp(0.0, 1.0) * 255.0).round() as u8
+        };
+        if self.channels >= 3 {
+            RGBColor(at(0), at(1), at(2))
+        } else {
+            let v = at(0);
+            RGBColor(v, v, v)
+        }
+    }
+}
+
+/// Rows of images with a label each (originals, reconstructions, ...).
+#[derive(Debug, Clone)]
+pub struct ImageGrid {
+    /// Title.
+    pub title: String,
+    /// (row label, images).
+    pub rows: Vec<(String, Vec<Image>)>,
+    /// Screen pixels per image pixel.
+    pub scale: usize,
+}
+
+impl ImageGrid {
+    const LABEL: usize = 120;
+    const GAP: usize = 4;
+    const TOP: usize = 36;
+
+    fn cell(&self) -> (usize, usize) {
+        let first = self.rows.iter().find_map(|r| r.1.first());
+        first.map_or((1, 1), |i| (i.height * self.scale, i.width * self.scale))
+    }
+}
+
+impl Figure for ImageGrid {
+    fn size(&self) -> (u32, u32) {
+        let (h, w) = self.cell();
+        let cols = self.rows.iter().map(|r| r.1.len()).max().unwrap_or(1);
+        let width = Self::LABEL + cols * (w + Self::GAP) + Self::GAP;
+        let height = Self::TOP + self.rows.len() * (h + Self::GAP) + Self::GAP;
+        (width as u32, height as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(e)?;
+        root.draw(&Text::new(self.title.clone(), (8, 8), (FONT, 18).into_font())).map_err(e)?;
+        let (h, w) = self.cell();
+        let s = self.scale as i32;
+        for (r, (label, images)) in self.rows.iter().enumerate() {
+            let top = (Self::TOP + r * (h + Self::GAP)) as i32;
+            root.draw(&Text::new(label.clone(), (8, top + h as i32 / 2 - 8), (FONT, 14).into_font())).map_err(e)?;
+            for (c, img) in images.iter().enumerate() {
+                let left = (Self::LABEL + c * (w + Self::GAP)) as i32;
+                for y in 0..img.height {
+                    for x in 0..img.width {
+                        let (px, py) = (left + x as i32 * s, top + y as i32 * s);
+                        root.draw(&Rectangle::new([(px, py), (px + s, py + s)], img.rgb(y, x).filled())).map_err(e)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A named line: (name, (x, y) points, dashed).
+pub type Series = (String, Vec<(f64, f64)>, bool);
+
+/// Lines over a log₂ x axis (the sweep curve): x = bottleneck size.
+#[derive(Debug, Clone)]
+pub struct Log2Lines {
+    /// Title.
+    pub title: String,
+    /// Axis names.
+    pub axes: (String, String),
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Log scale on y as well.
+    pub log_y: bool,
+}
+
+impl Figure for Log2Lines {
+    fn size(&self) -> (u32, u32) {
+        (720, 460)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(e)?;
+        let pts: Vec<(f64, f64)> =
+            self.series.iter().flat_map(|s| s.1.iter().copied()).filter(|p| p.0 > 0.0 && p.1.is_finite()).collect();
+        let xs: Vec<f64> = pts.iter().map(|p| p.0.log2()).collect();
+        let (x0, x1) =
+            (xs.iter().copied().fold(f64::INFINITY, f64::min), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        let (x0, x1) = if x0.is_finite() { (x0 - 0.3, x1 + 0.3) } else { (0.0, 1.0) };
+        let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let ticks: Vec<f64> = {
+            let mut t: Vec<f64> = xs.iter().map(|x| x.round()).collect();
+            t.sort_by(f64::total_cmp);
+            t.dedup();
+            t
+        };
+        let mut builder = ChartBuilder::on(root);
+        builder.caption(&self.title, (FONT, 20)).margin(12).x_label_area_size(40).y_label_area_size(70);
+        // One closure draws both y scales: the mesh and series code is the same.
+        macro_rules! body {
+            ($chart:ident) => {{
+                $chart
+                    .configure_mesh()
+                    .x_desc(&self.axes.0)
+                    .y_desc(&self.axes.1)
+                    .x_labels(ticks.len().max(2) * 2)
+                    .x_label_formatter(&|v| {
+                        if ticks.iter().any(|t| (t - v).abs() < 1e-6) {
+                            format!("{}", 2f64.powf(*v).round())
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .y_label_formatter(&|v| format!("{v:.4}"))
+                    .draw()
+                    .map_err(e)?;
+                for (i, (name, points, dashed)) in self.series.iter().enumerate() {
+                    let c = colour(i);
+                    let line: Vec<(f64, f64)> =
+                        points.iter().filter(|p| p.0 > 0.0).map(|p| (p.0.log2(), p.1)).collect();
+                    let style = c.stroke_width(2);
+                    if *dashed {
+                        $chart
+                            .draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))
+                            .map_err(e)?
+                            .label(name.as_str())
+                            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                        $chart.draw_series(line.iter().map(|p| Cross::new(*p, 4, c.stroke_width(2)))).map_err(e)?;
+                    } else {
+                        $chart
+                            .draw_series(LineSeries::new(line.clone(), style))
+                            .map_err(e)?
+                            .label(name.as_str())
+                            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                        $chart.draw_series(line.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(e)?;
+                    }
+                }
+                $chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .label_font((FONT, 14))
+                    .draw()
+                    .map_err(e)?;
+            }};
+        }
+        if self.log_y {
+            let (lo, hi) = (lo.max(1e-9) / 1.15, hi.max(1e-9) * 1.15);
+            let mut chart = builder.build_cartesian_2d(x0..x1, (lo..hi).log_scale()).map_err(e)?;
+            body!(chart);
+        } else {
+            let pad = ((hi - lo) * 0.08).max(1e-6);
+            let mut chart = builder.build_cartesian_2d(x0..x1, lo - pad..hi + pad).map_err(e)?;
+            body!(chart);
+        }
+        Ok(())
+    }
+}

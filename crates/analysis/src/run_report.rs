@@ -1,0 +1,292 @@
+//! The figures and `report.html` of one run, from what the run wrote: `metrics.csv`,
+//! `latents.parquet`, the checkpoint (to decode test images; nothing is trained).
+
+use std::path::{Path, PathBuf};
+
+use bottleneck_models::Autoencoder;
+use bottleneck_train::runner::{named_vars, setup, Setup, EVAL_NOISE_SEED};
+use bottleneck_train::{checkpoint, RunDir, Status};
+use candle_core::{Device, Tensor};
+use polars::prelude::*;
+use rand::seq::SliceRandom as _;
+use rand::SeedableRng as _;
+
+use crate::error::{AnalysisError, Result};
+use crate::html;
+use crate::pca::Pca;
+use crate::plot::{save, Image, ImageGrid, LossCurves, Scatter};
+
+/// Test points drawn in a latent scatter (a seeded subsample).
+pub const SCATTER_POINTS: usize = 3000;
+/// Test points embedded with t-SNE.
+pub const TSNE_POINTS: usize = 1000;
+
+/// A figure in a report: its title and PNG path relative to the report.
+#[derive(Debug, Clone)]
+pub struct Fig {
+    /// Caption.
+    pub title: String,
+    /// `plots/<stem>.png`, relative to the report's directory.
+    pub png: String,
+}
+
+fn rel(dir: &Path, png: &Path) -> String {
+    png.strip_prefix(dir).unwrap_or(png).display().to_string()
+}
+
+/// Reads `metrics.csv` (`epoch,train_loss,val_loss,lr`).
+pub fn read_metrics(path: &Path) -> Result<Vec<(usize, f64, Option<f64>)>> {
+    let text = fs_err::read_to_string(path)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let bad = |why: String| AnalysisError::Input { path: path.into(), reason: why };
+    let (Some(e), Some(t)) = (col("epoch"), col("train_loss")) else {
+        return Err(bad("expected the columns epoch,train_loss,val_loss,lr".into()));
+    };
+    let v = col("val_loss");
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            let f: Vec<&str> = l.split(',').collect();
+            let num = |j: usize| f.get(j).and_then(|s| s.trim().parse::<f64>().ok());
+            let epoch = num(e).ok_or_else(|| bad(format!("row {}: no epoch", i + 2)))? as usize;
+            let train = num(t).ok_or_else(|| bad(format!("row {}: no train_loss", i + 2)))?;
+            Ok((epoch, train, v.and_then(num)))
+        })
+        .collect()
+}
+
+/// `latents.parquet` as (codes `[n, k]` row-major, labels, k).
+pub fn read_latents(path: &Path) -> Result<(Vec<f32>, Vec<u32>, usize)> {
+    let file = fs_err::File::open(path)?;
+    let df = ParquetReader::new(file.into_parts().0)
+        .finish()
+        .map_err(|source| AnalysisError::Polars { path: path.into(), source })?;
+    let pe = |source| AnalysisError::Polars { path: path.into(), source };
+    let n = df.height();
+    let labels: Vec<u32> = match df.column("label") {
+        Ok(c) => {
+            let c = c.cast(&DataType::UInt32).map_err(pe)?;
+            let ca = c.u32().map_err(pe)?;
+            (0..n).map(|i| ca.get(i).unwrap_or(0)).collect()
+        }
+        Err(_) => vec![0; n],
+    };
+    let zcols: Vec<&Column> = (0..).map_while(|j| df.column(&format!("z{j}")).ok()).collect();
+    let k = zcols.len();
+    let mut z = vec![0f32; n * k];
+    for (j, c) in zcols.iter().enumerate() {
+        let c = c.cast(&DataType::Float32).map_err(pe)?;
+        let ca = c.f32().map_err(pe)?;
+        for i in 0..n {
+            z[i * k + j] = ca.get(i).unwrap_or(f32::NAN);
+        }
+    }
+    Ok((z, labels, k))
+}
+
+/// A seeded subsample of `0..n`, at most `m` indices, sorted.
+#[must_use]
+pub fn subsample(n: usize, m: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if n > m {
+        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        idx.truncate(m);
+        idx.sort_unstable();
+    }
+    idx
+}
+
+/// A 2-D t-SNE embedding (Barnes–Hut, perplexity 30) of the rows of `rows` (`[n, k]`).
+#[must_use]
+pub fn tsne(rows: &[f32], k: usize) -> Vec<(f64, f64)> {
+    let samples: Vec<&[f32]> = rows.chunks(k).collect();
+    let perplexity = (samples.len() as f32 / 4.0).clamp(2.0, 30.0);
+    let mut t = bhtsne::tSNE::new(&samples);
+    t.embedding_dim(2).perplexity(perplexity).epochs(500).barnes_hut(0.5, |a: &&[f32], b: &&[f32]| {
+        a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+    });
+    t.embedding().chunks(2).map(|p| (f64::from(p[0]), f64::from(p[1]))).collect()
+}
+
+fn class_names(names: &[String], labels: &[u32]) -> Vec<String> {
+    if !names.is_empty() {
+        return names.to_vec();
+    }
+    let max = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    (0..max).map(|c| format!("class {c}")).collect()
+}
+
+/// Latent scatter plots: the code itself for k = 2, else PCA and t-SNE projections.
+fn latent_figures(dir: &Path, name: &str, classes: &[String], seed: u64) -> Result<Vec<Fig>> {
+    let (z, labels, k) = read_latents(&dir.join("latents.parquet"))?;
+    let n = labels.len();
+    if k == 0 || n == 0 {
+        return Ok(Vec::new());
+    }
+    let classes = class_names(classes, &labels);
+    let plots = dir.join("plots");
+    let pick = subsample(n, SCATTER_POINTS, seed);
+    let rows: Vec<f32> = pick.iter().flat_map(|&i| z[i * k..(i + 1) * k].iter().copied()).collect();
+    let mut figs = Vec::new();
+    if k <= 2 {
+        let points = pick
+            .iter()
+            .enumerate()
+            .map(|(r, &i)| (f64::from(rows[r * k]), if k == 2 { f64::from(rows[r * k + 1]) } else { 0.0 }, labels[i]))
+            .collect();
+        let fig = Scatter {
+            title: format!("{name}: latent space (k = {k}), {} test images", pick.len()),
+            axes: ("z0".into(), if k == 2 { "z1".into() } else { "-".into() }),
+            points,
+            classes: classes.clone(),
+        };
+        figs.push(Fig { title: "Latent space".into(), png: rel(dir, &save(&fig, &plots, "latent")?) });
+        return Ok(figs);
+    }
+    let sample = Tensor::from_vec(rows.clone(), (pick.len(), k), &Device::Cpu)?;
+    let pca = Pca::fit(&sample)?;
+    let p: Vec<Vec<f32>> = pca.project(&sample, 2)?.to_vec2()?;
+    let total: f64 = pca.variances.iter().sum::<f64>().max(1e-12);
+    let share = |j: usize| 100.0 * pca.variances[j] / total;
+    let fig = Scatter {
+        title: format!("{name}: latent space (k = {k}) by PCA, {} test images", pick.len()),
+        axes: (format!("PC1 ({:.0}% of variance)", share(0)), format!("PC2 ({:.0}%)", share(1))),
+        points: pick.iter().zip(&p).map(|(&i, r)| (f64::from(r[0]), f64::from(r[1]), labels[i])).collect(),
+        classes: classes.clone(),
+    };
+    figs.push(Fig { title: "Latent space, PCA projection".into(), png: rel(dir, &save(&fig, &plots, "latent_pca")?) });
+    let tpick = subsample(n, TSNE_POINTS, seed ^ 0x75e);
+    let trows: Vec<f32> = tpick.iter().flat_map(|&i| z[i * k..(i + 1) * k].iter().copied()).collect();
+    let emb = tsne(&trows, k);
+    let fig = Scatter {
+        title: format!("{name}: latent space (k = {k}) by t-SNE, {} test images", tpick.len()),
+        axes: ("t-SNE 1".into(), "t-SNE 2".into()),
+        points: tpick.iter().zip(&emb).map(|(&i, e)| (e.0, e.1, labels[i])).collect(),
+        classes,
+    };
+    figs.push(Fig { title: "Latent space, t-SNE".into(), png: rel(dir, &save(&fig, &plots, "latent_tsne")?) });
+    Ok(figs)
+}
+
+fn images(xs: &Tensor) -> Result<Vec<Image>> {
+    let dims = xs.dims().to_vec();
+    let (c, h, w) = (dims[1], dims[2], dims[3]);
+    let v: Vec<f32> = xs.flatten_all()?.to_vec1()?;
+    Ok(v.chunks(c * h * w).map(|d| Image { channels: c, height: h, width: w, data: d.to_vec() }).collect())
+}
+
+/// One test image per class (the first of each), else the first ten.
+fn pick_test(labels: Option<&Vec<u32>>, n: usize) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    if let Some(l) = labels {
+        let classes = l.iter().copied().max().map_or(0, |m| m + 1);
+        for c in 0..classes.min(10) {
+            if let Some(i) = l.iter().position(|&x| x == c) {
+                out.push(i as u32);
+            }
+        }
+    }
+    if out.len() < 2 {
+        out = (0..n.min(10) as u32).collect();
+    }
+    out
+}
+
+/// Reconstruction grid (and noisy / denoised / clean for denoising models) from the best
+/// (else last) checkpoint, for image data.
+fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
+    if s.data.sample_shape.len() != 3 {
+        return Ok(Vec::new());
+    }
+    let ckpt = if dir.best_checkpoint().is_file() { dir.best_checkpoint() } else { dir.last_checkpoint() };
+    if !ckpt.is_file() {
+        return Ok(Vec::new());
+    }
+    checkpoint::load_weights(&ckpt, &named_vars(&s.varmap))?;
+    let pick = pick_test(s.data.test.labels.as_ref(), s.data.test.len());
+    let idx = Tensor::from_vec(pick.clone(), pick.len(), &Device::Cpu)?;
+    let xs = s.data.test.xs.index_select(&idx, 0)?.to_device(&s.device)?;
+    let model: &dyn Autoencoder = s.model.as_ref();
+    let shown = |t: &Tensor| -> Result<Vec<Image>> { images(&s.data.normalizer.invert(&t.to_device(&Device::Cpu)?)?) };
+    let plots = dir.path.join("plots");
+    let mut figs = Vec::new();
+    let recon = model.forward_t(&xs, false)?;
+    let grid = ImageGrid {
+        title: format!("{name}: test images (top) and their reconstructions (bottom)"),
+        rows: vec![("original".into(), shown(&xs)?), ("reconstructed".into(), shown(&recon)?)],
+        scale: if s.data.sample_shape[1] <= 32 { 3 } else { 1 },
+    };
+    figs.push(Fig { title: "Reconstructions".into(), png: rel(&dir.path, &save(&grid, &plots, "reconstructions")?) });
+    if let Some(noise) = model.noise() {
+        let noisy = noise.apply_seeded(&xs, EVAL_NOISE_SEED)?;
+        let denoised = model.forward_t(&noisy, false)?;
+        let grid = ImageGrid {
+            title: format!("{name}: noisy input, denoised output, clean original"),
+            rows: vec![
+                ("noisy".into(), shown(&noisy)?),
+                ("denoised".into(), shown(&denoised)?),
+                ("clean".into(), shown(&xs)?),
+            ],
+            scale: grid.scale,
+        };
+        figs.push(Fig { title: "Denoising".into(), png: rel(&dir.path, &save(&grid, &plots, "denoising")?) });
+    }
+    Ok(figs)
+}
+
+/// Draws the run's figures into `plots/` and writes `report.html`; returns its path.
+/// A figure that cannot be drawn (no checkpoint yet, data missing) is left out with a
+/// note in the report rather than failing the rest.
+pub fn report_run(path: &Path) -> Result<PathBuf> {
+    let dir = RunDir::open(path)?;
+    let cfg = dir.read_config()?;
+    let manifest = dir.read_manifest()?;
+    let name = cfg.name.clone();
+    let t0 = std::time::Instant::now();
+    let lap =
+        |what: &str| tracing::debug!("report {}: {what} after {:.2} s", dir.path.display(), t0.elapsed().as_secs_f64());
+    let mut figs = Vec::new();
+    let mut notes = Vec::new();
+    let metrics_csv = dir.file("metrics.csv");
+    if metrics_csv.is_file() {
+        let rows = read_metrics(&metrics_csv)?;
+        if !rows.is_empty() {
+            let fig = LossCurves { title: format!("{name}: loss per epoch"), rows };
+            figs.push(Fig {
+                title: "Loss curves".into(),
+                png: rel(&dir.path, &save(&fig, &dir.path.join("plots"), "loss")?),
+            });
+        }
+    }
+    lap("loss curves");
+    let setup_result = setup(&cfg);
+    lap("data and model");
+    let classes = setup_result.as_ref().map(|s| s.data.classes.clone()).unwrap_or_default();
+    if dir.file("latents.parquet").is_file() {
+        match latent_figures(&dir.path, &name, &classes, cfg.seed) {
+            Ok(f) => figs.extend(f),
+            Err(e) => notes.push(format!("latent space: {e}")),
+        }
+    }
+    lap("latent space");
+    match &setup_result {
+        Ok(s) => match image_figures(&dir, s, &name) {
+            Ok(f) => figs.extend(f),
+            Err(e) => notes.push(format!("reconstructions: {e}")),
+        },
+        Err(e) => notes.push(format!("reconstructions need the data and model: {e}")),
+    }
+    lap("image grids");
+    if manifest.status != Status::Done {
+        notes.push(format!("the run is {}; figures show what it has written so far", manifest.status));
+    }
+    let config_text = fs_err::read_to_string(dir.file("config.toml")).unwrap_or_default();
+    let in_sweep = dir.path.parent().is_some_and(|p| p.join(bottleneck_train::sweep::SWEEP_FILE).is_file());
+    let page = html::run_page(&dir.path, &manifest, &figs, &notes, &config_text, in_sweep);
+    let out = dir.file("report.html");
+    bottleneck_data::atomic::write_atomic(&out, page.as_bytes())?;
+    Ok(out)
+}
