@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: the Fashion-MNIST dataset, and what the crates' build scripts need
-# (a C compiler for ring/zstd, pkg-config + fontconfig headers for the plot fonts).
-PACKAGES=(dataset-fashion-mnist pkg-config libfontconfig1-dev gcc libc6-dev ca-certificates curl)
+# (a C compiler for ring/zstd, pkg-config + fontconfig headers and a font for the plots),
+# and Chromium + chromedriver, with which the tests open the HTML reports.
+PACKAGES=(dataset-fashion-mnist pkg-config libfontconfig1-dev fonts-dejavu-core gcc libc6-dev ca-certificates curl
+  chromium chromium-driver)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -128,6 +128,11 @@ fn check_report(dir: &Path) {
         let page = std::fs::read_to_string(dir.join(format!("{i:03}/report.html"))).unwrap();
         assert!(page.contains("plots/reconstructions.png") && page.contains("../report.html"), "{page}");
     }
+    // In a real browser: no console errors, every image decoded.
+    let browser = crate::browser::Driver::start();
+    assert!(browser.check(&dir.join("report.html")) >= 7, "the sweep curve and six latent spaces");
+    assert!(browser.check(&dir.join("000/report.html")) >= 3);
+    assert!(browser.check(&dir.join("001/report.html")) >= 4);
 }
 
 #[test]
