@@ -1,5 +1,5 @@
 //! Opens a report in a real browser — headless Chromium from Debian's packages, driven
-//! through chromedriver's WebDriver HTTP API — and checks that it loads with no console
+//! through chromedriver's `WebDriver` HTTP API — and checks that it loads with no console
 //! errors and with every image decoded.
 
 use std::net::TcpListener;
