@@ -122,17 +122,22 @@ fn check_report(dir: &Path) {
         ["latent", "latent_pca", "latent_pca", "latent_pca", "latent_pca", "latent_pca"].iter().enumerate()
     {
         let plots = dir.join(format!("{i:03}/plots"));
-        for stem in ["loss", latent, "reconstructions"] {
+        for stem in ["loss", latent, "reconstructions", "interpolation"] {
             check_png(&plots.join(format!("{stem}.png")));
         }
+        assert_eq!(plots.join("manifold.png").is_file(), i == 0, "the decoded plane is drawn for k = 2 only");
         let page = std::fs::read_to_string(dir.join(format!("{i:03}/report.html"))).unwrap();
         assert!(page.contains("plots/reconstructions.png") && page.contains("../report.html"), "{page}");
     }
     // In a real browser: no console errors, every image decoded.
     let browser = crate::browser::Driver::start();
     assert!(browser.check(&dir.join("report.html")) >= 7, "the sweep curve and six latent spaces");
-    assert!(browser.check(&dir.join("000/report.html")) >= 3);
-    assert!(browser.check(&dir.join("001/report.html")) >= 4);
+    assert_eq!(
+        browser.check(&dir.join("000/report.html")),
+        5,
+        "loss, latent, reconstructions, interpolation, manifold"
+    );
+    assert_eq!(browser.check(&dir.join("001/report.html")), 5, "loss, PCA, t-SNE, reconstructions, interpolation");
 }
 
 #[test]

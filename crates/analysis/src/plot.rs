@@ -245,7 +245,7 @@ pub struct ImageGrid {
 }
 
 impl ImageGrid {
-    const LABEL: usize = 120;
+    const LABEL: usize = 180;
     const GAP: usize = 4;
     const TOP: usize = 36;
 

@@ -220,6 +220,10 @@ fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
         scale: if s.data.sample_shape[1] <= 32 { 3 } else { 1 },
     };
     figs.push(Fig { title: "Reconstructions".into(), png: rel(&dir.path, &save(&grid, &plots, "reconstructions")?) });
+    figs.extend(interpolation_figure(dir, s, name, &xs, &pick, grid.scale)?);
+    if model.latent_dim() == 2 {
+        figs.extend(manifold_figure(dir, s, name)?);
+    }
     if let Some(noise) = model.noise() {
         let noisy = noise.apply_seeded(&xs, EVAL_NOISE_SEED)?;
         let denoised = model.forward_t(&noisy, false)?;
@@ -235,6 +239,82 @@ fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
         figs.push(Fig { title: "Denoising".into(), png: rel(&dir.path, &save(&grid, &plots, "denoising")?) });
     }
     Ok(figs)
+}
+
+/// Straight lines in latent space between pairs of test images of different classes,
+/// decoded at evenly spaced points.
+fn interpolation_figure(
+    dir: &RunDir,
+    s: &Setup,
+    name: &str,
+    xs: &Tensor,
+    pick: &[u32],
+    scale: usize,
+) -> Result<Vec<Fig>> {
+    const STEPS: usize = 9;
+    let n = pick.len();
+    if n < 2 {
+        return Ok(Vec::new());
+    }
+    let z = s.model.encode(xs)?.to_device(&Device::Cpu)?;
+    let label = |i: usize| {
+        let l = s.data.test.labels.as_ref().map_or(i as u32, |l| l[pick[i] as usize]);
+        s.data.classes.get(l as usize).cloned().unwrap_or_else(|| format!("#{}", pick[i]))
+    };
+    let pairs: Vec<(usize, usize)> =
+        [(0, 1), (2, 9), (5, 7), (4, 8)].into_iter().filter(|&(a, b)| a < n && b < n).collect();
+    let mut rows = Vec::new();
+    for (a, b) in pairs {
+        let (za, zb) = (z.get(a)?, z.get(b)?);
+        let steps: Vec<Tensor> = (0..STEPS)
+            .map(|t| {
+                let w = t as f64 / (STEPS - 1) as f64;
+                ((&za * (1.0 - w))? + (&zb * w)?).map_err(crate::error::AnalysisError::from)
+            })
+            .collect::<Result<_>>()?;
+        let decoded = s.model.decode(&Tensor::stack(&steps, 0)?.to_device(&s.device)?)?;
+        let shown = s.data.normalizer.invert(&decoded.to_device(&Device::Cpu)?)?;
+        rows.push((format!("{} → {}", label(a), label(b)), images(&shown)?));
+    }
+    let grid = ImageGrid {
+        title: format!("{name}: decoded points on straight lines between two test images' codes"),
+        rows,
+        scale,
+    };
+    let png = save(&grid, &dir.path.join("plots"), "interpolation")?;
+    Ok(vec![Fig { title: "Latent interpolation".into(), png: rel(&dir.path, &png) }])
+}
+
+/// For a 2-D code: the decoder's output over a grid spanning the test codes (5th to
+/// 95th percentile of each coordinate).
+fn manifold_figure(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
+    const SIDE: usize = 12;
+    let (codes, _, k) = read_latents(&dir.file("latents.parquet"))?;
+    if k != 2 || codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let range = |j: usize| {
+        let mut v: Vec<f32> = codes.iter().skip(j).step_by(2).copied().filter(|x| x.is_finite()).collect();
+        v.sort_by(f32::total_cmp);
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        (q(0.05), q(0.95))
+    };
+    let ((x0, x1), (y0, y1)) = (range(0), range(1));
+    let at = |lo: f32, hi: f32, i: usize| lo + (hi - lo) * i as f32 / (SIDE - 1) as f32;
+    let mut rows = Vec::new();
+    for r in 0..SIDE {
+        let y = at(y1, y0, r); // top row = largest z1
+        let codes: Vec<f32> = (0..SIDE).flat_map(|c| [at(x0, x1, c), y]).collect();
+        let decoded = s.model.decode(&Tensor::from_vec(codes, (SIDE, 2), &s.device)?)?;
+        let shown = s.data.normalizer.invert(&decoded.to_device(&Device::Cpu)?)?;
+        rows.push((format!("z1 = {y:.2}"), images(&shown)?));
+    }
+    let grid = ImageGrid { title: format!("{name}: decoded latent plane"), rows, scale: 1 };
+    let png = save(&grid, &dir.path.join("plots"), "manifold")?;
+    Ok(vec![Fig {
+        title: format!("Decoded latent plane: z0 from {x0:.2} to {x1:.2} left to right, z1 per row (5th–95th percentile of the test codes)"),
+        png: rel(&dir.path, &png),
+    }])
 }
 
 /// Draws the run's figures into `plots/` and writes `report.html`; returns its path.
