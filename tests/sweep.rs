@@ -105,6 +105,15 @@ fn check_png(path: &Path) {
 /// The figures and report.html of the k sweep and its runs.
 fn check_report(dir: &Path) {
     check_png(&dir.join("plots/sweep_curve.png"));
+    check_png(&dir.join("plots/probe_curve.png"));
+    // The analysis metrics and the PCA baseline join the summary.
+    let df = summary(dir);
+    for col in ["linear_probe_accuracy", "knn_accuracy", "trustworthiness", "pca_probe_accuracy"] {
+        let v = column_f64(&df, col);
+        assert!(v.iter().all(|a| a.is_some_and(|a| a > 0.1 && a <= 1.0)), "{col}: {v:?}");
+    }
+    let pca_mse = column_f64(&df, "pca_test_mse");
+    assert!(pca_mse.windows(2).all(|w| w[1] < w[0]), "{pca_mse:?}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("plots/sweep_curve.png") && html.contains("000/report.html"), "{html}");
     // The PCA baseline falls as k grows (more components keep more of the image).
@@ -131,7 +140,7 @@ fn check_report(dir: &Path) {
     }
     // In a real browser: no console errors, every image decoded.
     let browser = crate::browser::Driver::start();
-    assert!(browser.check(&dir.join("report.html")) >= 7, "the sweep curve and six latent spaces");
+    assert_eq!(browser.check(&dir.join("report.html")), 8, "two sweep curves and six latent spaces");
     assert_eq!(
         browser.check(&dir.join("000/report.html")),
         5,

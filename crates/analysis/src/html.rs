@@ -1,6 +1,7 @@
 //! `report.html` pages: plain HTML and CSS, images by relative path, so a report works
 //! offline from its directory (and from a copy of it).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -57,7 +58,15 @@ pub fn number(v: f64) -> String {
 
 /// The page of one run.
 #[must_use]
-pub fn run_page(dir: &Path, m: &Manifest, figs: &[Fig], notes: &[String], config: &str, in_sweep: bool) -> String {
+pub fn run_page(
+    dir: &Path,
+    m: &Manifest,
+    measured: &BTreeMap<String, f64>,
+    figs: &[Fig],
+    notes: &[String],
+    config: &str,
+    in_sweep: bool,
+) -> String {
     let mut b = String::new();
     let _ = writeln!(b, "<h1>{} — run report</h1>", escape(&m.name));
     if in_sweep {
@@ -82,6 +91,16 @@ pub fn run_page(dir: &Path, m: &Manifest, figs: &[Fig], notes: &[String], config
         let _ = writeln!(b, "<h2>Final metrics (test set)</h2>\n<table>");
         for (k, v) in &m.metrics {
             let _ = writeln!(b, "<tr><th class=\"l\">{}</th><td>{}</td></tr>", escape(k), number(*v));
+        }
+        let _ = writeln!(b, "</table>");
+    }
+    if !measured.is_empty() {
+        let _ = writeln!(
+            b,
+            "<h2>What the code keeps</h2>\n<p>Linear probe: softmax regression on 10,000 training codes, scored on 10,000 test codes; kNN: 5 nearest training codes; trustworthiness: 5 neighbours, 1,000 test images.</p>\n<table>"
+        );
+        for (k, v) in measured {
+            let _ = writeln!(b, "<tr><th class=\"l\">{}</th><td>{v:.4}</td></tr>", escape(k));
         }
         let _ = writeln!(b, "</table>");
     }

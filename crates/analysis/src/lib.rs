@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod html;
+pub mod metrics;
 pub mod pca;
 pub mod plot;
 pub mod run_report;

@@ -104,4 +104,29 @@ mod tests {
         assert!((mse[1] - 0.005).abs() < 1e-4, "{mse:?}");
         assert!(mse[2].abs() < 1e-6 && mse[0] > mse[1], "{mse:?}");
     }
+
+    #[test]
+    fn the_pca_error_matches_the_singular_values() {
+        // Error of a rank-k reconstruction = the squared singular values beyond k of the
+        // centred data, per element (Eckart–Young), computed here with nalgebra's SVD.
+        let (n, d) = (50, 7);
+        let mut s = 17u32;
+        let vals: Vec<f32> = (0..n * d)
+            .map(|i| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 * (1.0 + (i % d) as f32)
+            })
+            .collect();
+        let xs = Tensor::from_vec(vals.clone(), (n, d), &Device::Cpu).unwrap();
+        let ours = Pca::fit(&xs).unwrap().mse_by_k(&xs, &[1, 3, 5]).unwrap();
+        let m = DMatrix::from_row_slice(n, d, &vals.iter().map(|v| f64::from(*v)).collect::<Vec<_>>());
+        let mean = m.row_mean();
+        let centred = DMatrix::from_fn(n, d, |i, j| m[(i, j)] - mean[j]);
+        let mut sv: Vec<f64> = centred.svd(false, false).singular_values.iter().copied().collect();
+        sv.sort_by(|a, b| b.total_cmp(a));
+        for (k, got) in [1, 3, 5].iter().zip(&ours) {
+            let want: f64 = sv[*k..].iter().map(|s| s * s).sum::<f64>() / (n * d) as f64;
+            assert!((got - want).abs() < 1e-4 * want.max(1e-6), "k={k}: {got} vs {want}");
+        }
+    }
 }

@@ -367,7 +367,11 @@ impl Figure for Log2Lines {
                 }
                 $chart
                     .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
+                    .position(if self.log_y {
+                        SeriesLabelPosition::UpperRight
+                    } else {
+                        SeriesLabelPosition::LowerRight
+                    })
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .label_font((FONT, 14))

@@ -11,10 +11,19 @@ use polars::prelude::*;
 use rand::seq::SliceRandom as _;
 use rand::SeedableRng as _;
 
+use std::collections::BTreeMap;
+
 use crate::error::{AnalysisError, Result};
 use crate::html;
+use crate::metrics::{
+    knn_accuracy, linear_probe, trustworthiness, Labelled, NEIGHBOURS, PROBE_TEST, PROBE_TRAIN, TRUST_POINTS,
+};
 use crate::pca::Pca;
 use crate::plot::{save, Image, ImageGrid, LossCurves, Scatter};
+
+/// Metrics the report computes from a run's codes, beside its manifest (the sweep
+/// summary reads them too).
+pub const ANALYSIS_FILE: &str = bottleneck_train::sweep::ANALYSIS_FILE;
 
 /// Test points drawn in a latent scatter (a seeded subsample).
 pub const SCATTER_POINTS: usize = 3000;
@@ -201,11 +210,6 @@ fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
     if s.data.sample_shape.len() != 3 {
         return Ok(Vec::new());
     }
-    let ckpt = if dir.best_checkpoint().is_file() { dir.best_checkpoint() } else { dir.last_checkpoint() };
-    if !ckpt.is_file() {
-        return Ok(Vec::new());
-    }
-    checkpoint::load_weights(&ckpt, &named_vars(&s.varmap))?;
     let pick = pick_test(s.data.test.labels.as_ref(), s.data.test.len());
     let idx = Tensor::from_vec(pick.clone(), pick.len(), &Device::Cpu)?;
     let xs = s.data.test.xs.index_select(&idx, 0)?.to_device(&s.device)?;
@@ -317,6 +321,56 @@ fn manifold_figure(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
     }])
 }
 
+/// Loads the best (else last) checkpoint's weights into the model; false without one.
+fn load_trained(dir: &RunDir, s: &Setup) -> Result<bool> {
+    let ckpt = if dir.best_checkpoint().is_file() { dir.best_checkpoint() } else { dir.last_checkpoint() };
+    if !ckpt.is_file() {
+        return Ok(false);
+    }
+    checkpoint::load_weights(&ckpt, &named_vars(&s.varmap))?;
+    Ok(true)
+}
+
+/// Codes of the rows `idx` of a split, encoded in batches.
+pub fn encode_rows(model: &dyn Autoencoder, xs: &Tensor, idx: &[usize], batch: usize, dev: &Device) -> Result<Tensor> {
+    let mut parts = Vec::new();
+    for chunk in idx.chunks(batch.max(1)) {
+        let ids: Vec<u32> = chunk.iter().map(|&i| i as u32).collect();
+        let b = xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?.to_device(dev)?;
+        // Detached: the codes are data here, not a path back into the encoder's weights.
+        parts.push(model.encode(&b)?.detach().to_device(&Device::Cpu)?);
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// Linear-probe and kNN accuracy of the codes (seeded subsamples of the training and
+/// test splits), and trustworthiness at k = 5 of 1,000 test codes against the images.
+fn latent_metrics(s: &Setup, seed: u64, batch: usize) -> Result<BTreeMap<String, f64>> {
+    let mut out = BTreeMap::new();
+    let (Some(train_y), Some(test_y)) = (s.data.train.labels.as_ref(), s.data.test.labels.as_ref()) else {
+        return Ok(out);
+    };
+    let model: &dyn Autoencoder = s.model.as_ref();
+    let tr = subsample(s.data.train.len(), PROBE_TRAIN, seed ^ 0x9e37);
+    let te = subsample(s.data.test.len(), PROBE_TEST, seed ^ 0x7f4a);
+    let train = Labelled {
+        xs: encode_rows(model, &s.data.train.xs, &tr, batch, &s.device)?,
+        ys: tr.iter().map(|&i| train_y[i]).collect(),
+    };
+    let test = Labelled {
+        xs: encode_rows(model, &s.data.test.xs, &te, batch, &s.device)?,
+        ys: te.iter().map(|&i| test_y[i]).collect(),
+    };
+    out.insert("linear_probe_accuracy".into(), linear_probe(&train, &test)?);
+    out.insert("knn_accuracy".into(), knn_accuracy(&train, &test)?);
+    let few = subsample(s.data.test.len(), TRUST_POINTS, seed ^ 0x1234);
+    let ids: Vec<u32> = few.iter().map(|&i| i as u32).collect();
+    let high = crate::pca::flat(&s.data.test.xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?)?;
+    let low = encode_rows(model, &s.data.test.xs, &few, batch, &s.device)?;
+    out.insert("trustworthiness".into(), trustworthiness(&high, &low, NEIGHBOURS)?);
+    Ok(out)
+}
+
 /// Draws the run's figures into `plots/` and writes `report.html`; returns its path.
 /// A figure that cannot be drawn (no checkpoint yet, data missing) is left out with a
 /// note in the report rather than failing the rest.
@@ -352,20 +406,36 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
         }
     }
     lap("latent space");
+    let mut measured = BTreeMap::new();
     match &setup_result {
-        Ok(s) => match image_figures(&dir, s, &name) {
-            Ok(f) => figs.extend(f),
-            Err(e) => notes.push(format!("reconstructions: {e}")),
+        Ok(s) => match load_trained(&dir, s) {
+            Ok(true) => {
+                match image_figures(&dir, s, &name) {
+                    Ok(f) => figs.extend(f),
+                    Err(e) => notes.push(format!("reconstructions: {e}")),
+                }
+                lap("image grids");
+                match latent_metrics(s, cfg.seed, cfg.train.eval_batch_size) {
+                    Ok(m) => measured = m,
+                    Err(e) => notes.push(format!("probe, kNN and trustworthiness: {e}")),
+                }
+                lap("latent metrics");
+            }
+            Ok(false) => notes.push("no checkpoint yet: no reconstructions or latent metrics".into()),
+            Err(e) => notes.push(format!("loading the checkpoint: {e}")),
         },
         Err(e) => notes.push(format!("reconstructions need the data and model: {e}")),
     }
-    lap("image grids");
+    if !measured.is_empty() {
+        let json = serde_json::json!({ "metrics": measured });
+        bottleneck_data::atomic::write_atomic(&dir.file(ANALYSIS_FILE), json.to_string().as_bytes())?;
+    }
     if manifest.status != Status::Done {
         notes.push(format!("the run is {}; figures show what it has written so far", manifest.status));
     }
     let config_text = fs_err::read_to_string(dir.file("config.toml")).unwrap_or_default();
     let in_sweep = dir.path.parent().is_some_and(|p| p.join(bottleneck_train::sweep::SWEEP_FILE).is_file());
-    let page = html::run_page(&dir.path, &manifest, &figs, &notes, &config_text, in_sweep);
+    let page = html::run_page(&dir.path, &manifest, &measured, &figs, &notes, &config_text, in_sweep);
     let out = dir.file("report.html");
     bottleneck_data::atomic::write_atomic(&out, page.as_bytes())?;
     Ok(out)

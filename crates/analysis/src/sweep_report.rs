@@ -12,22 +12,96 @@ use bottleneck_train::{ExperimentConfig, Status};
 
 use crate::error::Result;
 use crate::html::{self, escape, number};
+use crate::metrics::{linear_probe, Labelled, PROBE_TEST, PROBE_TRAIN};
 use crate::pca::{flat, Pca};
 use crate::plot::{save, Log2Lines, Series};
-use crate::run_report::{report_run, Fig};
+use crate::run_report::{report_run, subsample, Fig};
+use candle_core::Tensor;
 
-/// The PCA baseline: test MSE per element of the best rank-k linear code, fitted on the
-/// training split that `cfg` loads (normalised as the runs saw it), for each k.
-pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<Vec<f64>> {
+/// The PCA baseline at one k.
+#[derive(Debug, Clone, Copy)]
+pub struct Baseline {
+    /// Test MSE per element of the best rank-k linear code.
+    pub test_mse: f64,
+    /// Linear-probe accuracy on the first k principal components (same subsamples and
+    /// probe as the runs' codes), when the data has labels.
+    pub probe_accuracy: Option<f64>,
+}
+
+/// The PCA baseline for each k: fitted on the training split that `cfg` loads
+/// (normalised as the runs saw it), scored on its test split.
+pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<Vec<Baseline>> {
     let data = Dataset::load(&cfg.data, cfg.seed)?;
-    let pca = Pca::fit(&flat(&data.train.xs)?)?;
-    pca.mse_by_k(&flat(&data.test.xs)?, ks)
+    let (train, test) = (flat(&data.train.xs)?, flat(&data.test.xs)?);
+    let pca = Pca::fit(&train)?;
+    let mse = pca.mse_by_k(&test, ks)?;
+    let probe_sets = match (&data.train.labels, &data.test.labels) {
+        (Some(ty), Some(sy)) => {
+            let tr = subsample(data.train.len(), PROBE_TRAIN, cfg.seed ^ 0x9e37);
+            let te = subsample(data.test.len(), PROBE_TEST, cfg.seed ^ 0x7f4a);
+            let rows = |xs: &Tensor, idx: &[usize]| -> Result<Tensor> {
+                let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+                Ok(xs.index_select(&Tensor::new(ids.as_slice(), xs.device())?, 0)?)
+            };
+            Some((
+                rows(&train, &tr)?,
+                tr.iter().map(|&i| ty[i]).collect::<Vec<_>>(),
+                rows(&test, &te)?,
+                te.iter().map(|&i| sy[i]).collect::<Vec<_>>(),
+            ))
+        }
+        _ => None,
+    };
+    ks.iter()
+        .zip(mse)
+        .map(|(&k, test_mse)| {
+            let probe_accuracy = match &probe_sets {
+                Some((trx, try_, tex, tey)) => Some(linear_probe(
+                    &Labelled { xs: pca.project(trx, k)?, ys: try_.clone() },
+                    &Labelled { xs: pca.project(tex, k)?, ys: tey.clone() },
+                )?),
+                None => None,
+            };
+            Ok(Baseline { test_mse, probe_accuracy })
+        })
+        .collect()
 }
 
 struct Point {
     series: String,
     k: usize,
     test_mse: f64,
+    probe: Option<f64>,
+}
+
+/// Draws every point's report, on as many threads as cores; returns the failures.
+fn redraw(sweep: &Sweep, states: &[bottleneck_train::sweep::PointState]) -> Vec<String> {
+    // The runs' reports are independent: draw them on as many threads as cores.
+    let todo: Vec<(String, PathBuf)> = states
+        .iter()
+        .filter(|s| s.manifest.is_some())
+        .map(|s| (s.point.dir.clone(), sweep.run_dir(&s.point).path))
+        .filter(|(_, p)| p.join("config.toml").is_file())
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(todo.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some((name, path)) = todo.get(i) else { break };
+                if let Err(e) = report_run(path) {
+                    if let Ok(mut f) = failed.lock() {
+                        f.push(format!("point {name}: {e}"));
+                    }
+                }
+            });
+        }
+    });
+    let mut failed = failed.into_inner().unwrap_or_default();
+    failed.sort();
+    failed
 }
 
 /// Writes the summary, the sweep curve (`plots/sweep_curve.png|svg`), `pca_baseline.csv`
@@ -38,14 +112,7 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     let states = sweep.states();
     let mut notes = Vec::new();
     if redraw_runs {
-        for s in &states {
-            let dir = sweep.run_dir(&s.point);
-            if dir.file("config.toml").is_file() && s.manifest.is_some() {
-                if let Err(e) = report_run(&dir.path) {
-                    notes.push(format!("point {}: {e}", s.point.dir));
-                }
-            }
-        }
+        notes.extend(redraw(&sweep, &states));
     }
     let k_axis = sweep.spec.axes.iter().position(|a| a.key.trim_start_matches('+') == "model.latent_dim");
     let mut points = Vec::new();
@@ -68,13 +135,14 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
         } else {
             others.join(" ")
         };
-        points.push(Point { series, k: cfg.model.latent_dim, test_mse });
+        let probe = m.metrics.get("linear_probe_accuracy").copied();
+        points.push(Point { series, k: cfg.model.latent_dim, test_mse, probe });
         first_cfg.get_or_insert(cfg);
     }
     let mut ks: Vec<usize> = points.iter().map(|p| p.k).collect();
     ks.sort_unstable();
     ks.dedup();
-    let mut baseline: BTreeMap<usize, f64> = BTreeMap::new();
+    let mut baseline: BTreeMap<usize, Baseline> = BTreeMap::new();
     if let Some(cfg) = &first_cfg {
         match pca_baseline(cfg, &ks) {
             Ok(v) => baseline = ks.iter().copied().zip(v).collect(),
@@ -82,11 +150,23 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
         }
     }
     if !baseline.is_empty() {
-        let mut csv = String::from("k,pca_test_mse\n");
-        for (k, v) in &baseline {
-            let _ = writeln!(csv, "{k},{v}");
+        let mut csv = String::from("k,pca_test_mse,pca_probe_accuracy\n");
+        for (k, b) in &baseline {
+            let probe = b.probe_accuracy.map_or_else(String::new, |p| p.to_string());
+            let _ = writeln!(csv, "{k},{},{probe}", b.test_mse);
         }
         bottleneck_data::atomic::write_atomic(&sweep.path.join("pca_baseline.csv"), csv.as_bytes())?;
+        // The summary gets the baseline at each point's k.
+        let at_k: Vec<Option<Baseline>> = states
+            .iter()
+            .map(|s| {
+                sweep.run_dir(&s.point).read_config().ok().and_then(|c| baseline.get(&c.model.latent_dim).copied())
+            })
+            .collect();
+        sweep.write_summary_with(&[
+            ("pca_test_mse".into(), at_k.iter().map(|b| b.map(|b| b.test_mse)).collect()),
+            ("pca_probe_accuracy".into(), at_k.iter().map(|b| b.and_then(|b| b.probe_accuracy)).collect()),
+        ])?;
     }
     let mut figs = Vec::new();
     if !points.is_empty() {
@@ -104,7 +184,7 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
         if !baseline.is_empty() {
             lines.push((
                 "PCA (same data, same k)".into(),
-                baseline.iter().map(|(k, v)| (*k as f64, *v)).collect(),
+                baseline.iter().map(|(k, b)| (*k as f64, b.test_mse)).collect(),
                 true,
             ));
         }
@@ -120,13 +200,51 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
             png: png.strip_prefix(&sweep.path).unwrap_or(&png).display().to_string(),
         });
     }
+    if let Some(fig) = probe_figure(&sweep, &points, &baseline)? {
+        figs.push(fig);
+    }
     let page = sweep_page(&sweep, &figs, &baseline, &notes);
     let out = sweep.path.join("report.html");
     bottleneck_data::atomic::write_atomic(&out, page.as_bytes())?;
     Ok(out)
 }
 
-fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, f64>, notes: &[String]) -> String {
+/// The second panel: linear-probe accuracy on the codes against k, with PCA's.
+fn probe_figure(sweep: &Sweep, points: &[Point], baseline: &BTreeMap<usize, Baseline>) -> Result<Option<Fig>> {
+    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for p in points {
+        if let Some(a) = p.probe {
+            series.entry(p.series.clone()).or_default().push((p.k as f64, a));
+        }
+    }
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let mut lines: Vec<Series> = series
+        .into_iter()
+        .map(|(name, mut pts)| {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (name, pts, false)
+        })
+        .collect();
+    let pca: Vec<(f64, f64)> = baseline.iter().filter_map(|(k, b)| b.probe_accuracy.map(|a| (*k as f64, a))).collect();
+    if !pca.is_empty() {
+        lines.push(("PCA (same data, same k)".into(), pca, true));
+    }
+    let fig = Log2Lines {
+        title: format!("{}: linear-probe accuracy vs bottleneck size", sweep.spec.name),
+        axes: ("bottleneck size k (latent dimensions, log2 scale)".into(), "test accuracy of a linear probe".into()),
+        series: lines,
+        log_y: false,
+    };
+    let png = save(&fig, &sweep.path.join("plots"), "probe_curve")?;
+    Ok(Some(Fig {
+        title: "Linear-probe accuracy on the codes against k, with PCA".into(),
+        png: png.strip_prefix(&sweep.path).unwrap_or(&png).display().to_string(),
+    }))
+}
+
+fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, Baseline>, notes: &[String]) -> String {
     let spec = &sweep.spec;
     let mut b = String::new();
     let _ = writeln!(b, "<h1>{} — sweep report</h1>", escape(&spec.name));
@@ -155,7 +273,10 @@ fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, f64>, note
     for a in &spec.axes {
         let _ = write!(b, "<th>{}</th>", escape(&a.key));
     }
-    let _ = writeln!(b, "<th class=\"l\">status</th><th>test MSE</th><th>PCA MSE at k</th><th>epochs</th><th>s/epoch</th><th>train s</th></tr>");
+    let _ = writeln!(
+        b,
+        "<th class=\"l\">status</th><th>test MSE</th><th>PCA MSE at k</th><th>probe acc.</th><th>PCA probe acc.</th><th>kNN acc.</th><th>trustworthiness</th><th>epochs</th><th>s/epoch</th><th>train s</th></tr>"
+    );
     for s in sweep.states() {
         let m = s.manifest.as_ref();
         let k = sweep.run_dir(&s.point).read_config().ok().map(|c| c.model.latent_dim);
@@ -174,9 +295,13 @@ fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, f64>, note
             m.and_then(|m| m.reason.clone()).map_or_else(String::new, |r| format!(" title=\"{}\"", escape(&r)));
         let _ = writeln!(
             b,
-            "<td class=\"l\"{reason}>{status}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<td class=\"l\"{reason}>{status}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             metric("test_mse"),
-            k.and_then(|k| baseline.get(&k)).map_or_else(|| "–".into(), |v| number(*v)),
+            k.and_then(|k| baseline.get(&k)).map_or_else(|| "–".into(), |b| number(b.test_mse)),
+            metric("linear_probe_accuracy"),
+            k.and_then(|k| baseline.get(&k)).and_then(|b| b.probe_accuracy).map_or_else(|| "–".into(), number),
+            metric("knn_accuracy"),
+            metric("trustworthiness"),
             m.map_or_else(|| "–".into(), |m| m.epochs_done.to_string()),
             m.and_then(|m| m.metrics.get("mean_epoch_seconds")).map_or_else(|| "–".into(), |v| format!("{v:.1}")),
             m.map_or_else(|| "–".into(), |m| format!("{:.0}", m.train_seconds)),

@@ -29,6 +29,23 @@ use crate::error::{Result, TrainError};
 use crate::run::write_new;
 use crate::rundir::{create_stamped, now, write_table, Manifest, RunDir, Status, Table};
 
+/// Metrics the analysis adds to a run (`{"metrics": {...}}`), merged into the summary.
+pub const ANALYSIS_FILE: &str = "analysis.json";
+
+/// The metrics in a run directory's `analysis.json` (none when it has none).
+#[must_use]
+pub fn analysis_metrics(dir: &RunDir) -> BTreeMap<String, f64> {
+    #[derive(Deserialize)]
+    struct Analysis {
+        metrics: BTreeMap<String, f64>,
+    }
+    fs_err::read(dir.file(ANALYSIS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Analysis>(&b).ok())
+        .map(|a| a.metrics)
+        .unwrap_or_default()
+}
+
 /// The file that makes a directory a sweep.
 pub const SWEEP_FILE: &str = "sweep.toml";
 
@@ -398,13 +415,22 @@ impl Sweep {
         RunDir { path: self.path.join(&p.dir) }
     }
 
-    /// Every point with its manifest.
+    /// Every point with its manifest (its metrics joined by those of `analysis.json`).
     #[must_use]
     pub fn states(&self) -> Vec<PointState> {
         self.spec
             .points
             .iter()
-            .map(|p| PointState { point: p.clone(), manifest: self.run_dir(p).read_manifest().ok() })
+            .map(|p| {
+                let dir = self.run_dir(p);
+                let mut manifest = dir.read_manifest().ok();
+                if let Some(m) = manifest.as_mut() {
+                    for (k, v) in analysis_metrics(&dir) {
+                        m.metrics.entry(k).or_insert(v);
+                    }
+                }
+                PointState { point: p.clone(), manifest }
+            })
             .collect()
     }
 
@@ -492,6 +518,12 @@ impl Sweep {
     /// values (typed), status, reason, epochs, training time, mean epoch time and the
     /// final metrics.
     pub fn write_summary(&self) -> Result<DataFrame> {
+        self.write_summary_with(&[])
+    }
+
+    /// [`Sweep::write_summary`] with more columns (one value per point), e.g. the PCA
+    /// baseline at each point's k.
+    pub fn write_summary_with(&self, extra: &[(String, Vec<Option<f64>>)]) -> Result<DataFrame> {
         let states = self.states();
         let n = states.len();
         let mut cols = vec![
@@ -542,6 +574,9 @@ impl Sweep {
                 states.iter().map(|s| s.manifest.as_ref().and_then(|m| m.metrics.get(k).copied())).collect::<Vec<_>>(),
             ));
         }
+        for (name, values) in extra {
+            cols.push(Column::new(name.as_str().into(), values.clone()));
+        }
         let mut df =
             DataFrame::new(n, cols).map_err(|source| TrainError::Polars { path: self.path.join("summary"), source })?;
         write_table(&self.path.join("summary.csv"), &mut df, Table::Csv)?;
@@ -551,7 +586,16 @@ impl Sweep {
 }
 
 /// Metrics shown first in the summary, when present.
-const FIRST_METRICS: [&str; 5] = ["test_mse", "test_noisy_mse", "test_bce", "test_psnr", "mean_epoch_seconds"];
+const FIRST_METRICS: [&str; 8] = [
+    "test_mse",
+    "test_noisy_mse",
+    "linear_probe_accuracy",
+    "knn_accuracy",
+    "trustworthiness",
+    "test_bce",
+    "test_psnr",
+    "mean_epoch_seconds",
+];
 
 /// A summary column for an axis: integers, floats or booleans when every value is one,
 /// else text (strings without their quotes).
