@@ -241,3 +241,33 @@ fn a_csv_table_trains_end_to_end() {
     let df = ParquetReader::new(std::fs::File::open(d.join("latents.parquet")).unwrap()).finish().unwrap();
     assert_eq!((df.height(), df.width()), (60, 4));
 }
+
+#[test]
+fn a_denoising_run_draws_its_denoising_grid_and_report_redraws_it() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(tmp.path(), &["run", "--quiet", &experiment("fashion-denoising"), "train=debug"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("report.html"), "{}", text(&o.stdout));
+    let d = run_dirs(tmp.path(), "fashion-denoising").pop().unwrap();
+    let page = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(page.contains("plots/denoising.png") && page.contains("linear_probe_accuracy"), "{page}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("analysis.json")).unwrap()).unwrap();
+    for k in ["linear_probe_accuracy", "knn_accuracy", "trustworthiness"] {
+        let v = json["metrics"][k].as_f64().unwrap();
+        assert!(v > 0.1 && v <= 1.0, "{k} = {v}");
+    }
+    // `bottleneck report` redraws from what is on disk.
+    std::fs::remove_dir_all(d.join("plots")).unwrap();
+    let o = run(tmp.path(), &["report", &d.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for stem in ["loss", "latent_pca", "latent_tsne", "reconstructions", "denoising", "interpolation"] {
+        let png = d.join(format!("plots/{stem}.png"));
+        assert!(std::fs::metadata(&png).is_ok_and(|m| m.len() > 2_000), "{}", png.display());
+        assert!(d.join(format!("plots/{stem}.svg")).is_file());
+    }
+    // Not a run or sweep directory: a clear error.
+    let o = run(tmp.path(), &["report", &tmp.path().display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("neither a run directory"), "{}", text(&o.stderr));
+}
