@@ -96,12 +96,13 @@ pub fn array_script(sweep: &Sweep, points: &[usize], cfg: &SlurmConfig, program:
 pub fn summary_script(sweep: &Sweep, cfg: &SlurmConfig, program: &Path) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "#!/bin/bash");
-    let _ = writeln!(s, "# Runs after every task of the array (afterany): the sweep's summary.");
+    let _ = writeln!(s, "# Runs after every task of the array (afterany): the sweep's summary and report");
+    let _ = writeln!(s, "# (the report loads the dataset for the PCA baseline, hence the memory).");
     let _ = writeln!(s, "#SBATCH --job-name=bottleneck-{}-summary", sweep.spec.name);
     let _ = writeln!(s, "#SBATCH --output={}/%j-summary.out", sweep.path.join("slurm").display());
     let _ = writeln!(s, "#SBATCH --cpus-per-task=1");
     let _ = writeln!(s, "#SBATCH --time=00:15:00");
-    let _ = writeln!(s, "#SBATCH --mem=1G");
+    let _ = writeln!(s, "#SBATCH --mem=4G");
     common_lines(&mut s, cfg, &sweep.spec.cwd);
     let _ = writeln!(s, "set -euo pipefail");
     let _ = writeln!(
