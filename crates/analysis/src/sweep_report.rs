@@ -325,5 +325,12 @@ fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, Baseline>,
         }
     }
     let _ = writeln!(b, "</div>");
+    // The grid as recorded; each point's resolved config is in its own report.
+    let spec_text = fs_err::read_to_string(sweep.path.join(bottleneck_train::sweep::SWEEP_FILE)).unwrap_or_default();
+    let _ = writeln!(
+        b,
+        "<h2>The sweep (sweep.toml)</h2>\n<p>Each point's full resolved config is in its report.</p>\n<pre>{}</pre>",
+        escape(&spec_text)
+    );
     html::page(&format!("{} — sweep report", spec.name), &b)
 }
