@@ -8,11 +8,11 @@ use polars::prelude::{ParquetReader, SerReader};
 
 use crate::common;
 
-fn experiment(name: &str) -> String {
+pub fn experiment(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments").join(format!("{name}.toml")).display().to_string()
 }
 
-fn cmd(cwd: &Path, args: &[&str]) -> Command {
+pub fn cmd(cwd: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bottleneck"));
     c.args(args)
         .current_dir(cwd)
@@ -22,11 +22,11 @@ fn cmd(cwd: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn run(cwd: &Path, args: &[&str]) -> Output {
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
     cmd(cwd, args).output().unwrap()
 }
 
-fn text(b: &[u8]) -> String {
+pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

@@ -9,24 +9,7 @@ use std::time::{Duration, Instant};
 use polars::prelude::*;
 
 use crate::common;
-
-pub fn experiment(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments").join(format!("{name}.toml")).display().to_string()
-}
-
-pub fn cmd(cwd: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bottleneck"));
-    c.args(args)
-        .current_dir(cwd)
-        .env_remove("BOTTLENECK_DATA_DIR")
-        .env_remove("BOTTLENECK_RUNS_DIR")
-        .env("RUST_LOG", "warn");
-    c
-}
-
-pub fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::run::{cmd, experiment, text};
 
 /// The only sweep directory under `cwd/runs/<name>/`.
 pub fn sweep_dir(cwd: &Path, name: &str) -> PathBuf {

@@ -170,17 +170,7 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     }
     let mut figs = Vec::new();
     if !points.is_empty() {
-        let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        for p in &points {
-            series.entry(p.series.clone()).or_default().push((p.k as f64, p.test_mse));
-        }
-        let mut lines: Vec<Series> = series
-            .into_iter()
-            .map(|(name, mut pts)| {
-                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                (name, pts, false)
-            })
-            .collect();
+        let mut lines = series_of(&points, |p| Some(p.test_mse));
         if !baseline.is_empty() {
             lines.push((
                 "PCA (same data, same k)".into(),
@@ -209,24 +199,29 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The second panel: linear-probe accuracy on the codes against k, with PCA's.
-fn probe_figure(sweep: &Sweep, points: &[Point], baseline: &BTreeMap<usize, Baseline>) -> Result<Option<Fig>> {
+/// One line per model (the points' other swept values), points sorted by k.
+fn series_of(points: &[Point], value: impl Fn(&Point) -> Option<f64>) -> Vec<Series> {
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for p in points {
-        if let Some(a) = p.probe {
-            series.entry(p.series.clone()).or_default().push((p.k as f64, a));
+        if let Some(v) = value(p) {
+            series.entry(p.series.clone()).or_default().push((p.k as f64, v));
         }
     }
-    if series.is_empty() {
-        return Ok(None);
-    }
-    let mut lines: Vec<Series> = series
+    series
         .into_iter()
         .map(|(name, mut pts)| {
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             (name, pts, false)
         })
-        .collect();
+        .collect()
+}
+
+/// The second panel: linear-probe accuracy on the codes against k, with PCA's.
+fn probe_figure(sweep: &Sweep, points: &[Point], baseline: &BTreeMap<usize, Baseline>) -> Result<Option<Fig>> {
+    let mut lines = series_of(points, |p| p.probe);
+    if lines.is_empty() {
+        return Ok(None);
+    }
     let pca: Vec<(f64, f64)> = baseline.iter().filter_map(|(k, b)| b.probe_accuracy.map(|a| (*k as f64, a))).collect();
     if !pca.is_empty() {
         lines.push(("PCA (same data, same k)".into(), pca, true));
