@@ -59,7 +59,7 @@ pub struct SweepArgs {
     #[arg(long)]
     no_wait: bool,
     /// Print the grid (and the sbatch scripts with --launcher slurm); run nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["resume", "collect"])]
     dry_run: bool,
     /// Rebuild summary.csv/.parquet of a sweep directory and print it.
     #[arg(long, value_name = "SWEEP_DIR", conflicts_with = "experiment")]
