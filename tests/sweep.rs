@@ -167,6 +167,16 @@ fn command_line_lists_ranges_and_groups_make_the_grid() {
     let o = cmd(tmp.path(), &["sweep", &e, "model.latent_dim=range(2,34,0)"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("model.latent_dim=range(2,34,0)"), "{}", text(&o.stderr));
+    // A bad [launcher.slurm] value is named with its source, before anything is made.
+    let o = cmd(
+        tmp.path(),
+        &["sweep", &e, "model.latent_dim=2,4", "launcher.slurm.mem=lots", "--launcher", "slurm", "--dry-run"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("launcher.slurm.mem") && err.contains("\"4G\""), "{err}");
     // Nothing to sweep.
     let o = cmd(tmp.path(), &["sweep", &e, "train=debug"]).output().unwrap();
     assert!(text(&o.stderr).contains("nothing to sweep"), "{}", text(&o.stderr));

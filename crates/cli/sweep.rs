@@ -304,7 +304,7 @@ fn wait_slurm(
 /// Writes the summary and the report, prints the summary, and turns failures /
 /// interruption into the exit status.
 fn report(sweep: &Sweep, interrupted: bool) -> Result<()> {
-    sweep.write_summary()?;
+    // The report writes the summary (with the PCA columns); without it, write it here.
     let page = match bottleneck_analysis::report_sweep(&sweep.path, false) {
         Ok(page) => Some(page),
         Err(e) => {
@@ -312,6 +312,7 @@ fn report(sweep: &Sweep, interrupted: bool) -> Result<()> {
                 "drawing the sweep report failed: {e}; retry with `bottleneck report {}`",
                 sweep.path.display()
             );
+            sweep.write_summary()?;
             None
         }
     };

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use bottleneck_data::Dataset;
-use bottleneck_train::sweep::Sweep;
+use bottleneck_train::sweep::{PointState, Sweep};
 use bottleneck_train::{ExperimentConfig, Status};
 
 use crate::error::Result;
@@ -75,7 +75,7 @@ struct Point {
 }
 
 /// Draws every point's report, on as many threads as cores; returns the failures.
-fn redraw(sweep: &Sweep, states: &[bottleneck_train::sweep::PointState]) -> Vec<String> {
+fn redraw(sweep: &Sweep, states: &[PointState]) -> Vec<String> {
     // The runs' reports are independent: draw them on as many threads as cores.
     let todo: Vec<(String, PathBuf)> = states
         .iter()
@@ -108,12 +108,12 @@ fn redraw(sweep: &Sweep, states: &[bottleneck_train::sweep::PointState]) -> Vec<
 /// and `report.html` of the sweep at `path`; with `redraw_runs`, each point's report too.
 pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     let sweep = Sweep::open(path)?;
-    sweep.write_summary()?;
-    let states = sweep.states();
     let mut notes = Vec::new();
     if redraw_runs {
-        notes.extend(redraw(&sweep, &states));
+        notes.extend(redraw(&sweep, &sweep.states()));
     }
+    // Read after the runs' reports: their analysis.json files join the metrics.
+    let states = sweep.states();
     let k_axis = sweep.spec.axes.iter().position(|a| a.key.trim_start_matches('+') == "model.latent_dim");
     let mut points = Vec::new();
     let mut first_cfg = None;
@@ -156,18 +156,20 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
             let _ = writeln!(csv, "{k},{},{probe}", b.test_mse);
         }
         bottleneck_data::atomic::write_atomic(&sweep.path.join("pca_baseline.csv"), csv.as_bytes())?;
-        // The summary gets the baseline at each point's k.
+    }
+    // The summary, once, with the baseline at each point's k when there is one.
+    let mut extra = Vec::new();
+    if !baseline.is_empty() {
         let at_k: Vec<Option<Baseline>> = states
             .iter()
             .map(|s| {
                 sweep.run_dir(&s.point).read_config().ok().and_then(|c| baseline.get(&c.model.latent_dim).copied())
             })
             .collect();
-        sweep.write_summary_with(&[
-            ("pca_test_mse".into(), at_k.iter().map(|b| b.map(|b| b.test_mse)).collect()),
-            ("pca_probe_accuracy".into(), at_k.iter().map(|b| b.and_then(|b| b.probe_accuracy)).collect()),
-        ])?;
+        extra.push(("pca_test_mse".to_string(), at_k.iter().map(|b| b.map(|b| b.test_mse)).collect()));
+        extra.push(("pca_probe_accuracy".to_string(), at_k.iter().map(|b| b.and_then(|b| b.probe_accuracy)).collect()));
     }
+    sweep.write_summary_with(&extra)?;
     let mut figs = Vec::new();
     if !points.is_empty() {
         let mut lines = series_of(&points, |p| Some(p.test_mse));
@@ -193,7 +195,7 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     if let Some(fig) = probe_figure(&sweep, &points, &baseline)? {
         figs.push(fig);
     }
-    let page = sweep_page(&sweep, &figs, &baseline, &notes);
+    let page = sweep_page(&sweep, &states, &figs, &baseline, &notes);
     let out = sweep.path.join("report.html");
     bottleneck_data::atomic::write_atomic(&out, page.as_bytes())?;
     Ok(out)
@@ -239,7 +241,13 @@ fn probe_figure(sweep: &Sweep, points: &[Point], baseline: &BTreeMap<usize, Base
     }))
 }
 
-fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, Baseline>, notes: &[String]) -> String {
+fn sweep_page(
+    sweep: &Sweep,
+    states: &[PointState],
+    figs: &[Fig],
+    baseline: &BTreeMap<usize, Baseline>,
+    notes: &[String],
+) -> String {
     let spec = &sweep.spec;
     let mut b = String::new();
     let _ = writeln!(b, "<h1>{} — sweep report</h1>", escape(&spec.name));
@@ -272,7 +280,7 @@ fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, Baseline>,
         b,
         "<th class=\"l\">status</th><th>test MSE</th><th>PCA MSE at k</th><th>probe acc.</th><th>PCA probe acc.</th><th>kNN acc.</th><th>trustworthiness</th><th>epochs</th><th>s/epoch</th><th>train s</th></tr>"
     );
-    for s in sweep.states() {
+    for s in states {
         let m = s.manifest.as_ref();
         let k = sweep.run_dir(&s.point).read_config().ok().map(|c| c.model.latent_dim);
         let metric = |key: &str| m.and_then(|m| m.metrics.get(key)).map_or_else(|| "–".into(), |v| number(*v));
@@ -285,12 +293,12 @@ fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, Baseline>,
         for v in &s.point.values {
             let _ = write!(b, "<td>{}</td>", escape(v));
         }
-        let status = m.map_or_else(|| "missing".into(), |m| m.status.to_string());
+        let outcome = m.map_or_else(|| "missing".into(), |m| m.status.to_string());
         let reason =
             m.and_then(|m| m.reason.clone()).map_or_else(String::new, |r| format!(" title=\"{}\"", escape(&r)));
         let _ = writeln!(
             b,
-            "<td class=\"l\"{reason}>{status}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<td class=\"l\"{reason}>{outcome}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             metric("test_mse"),
             k.and_then(|k| baseline.get(&k)).map_or_else(|| "–".into(), |b| number(b.test_mse)),
             metric("linear_probe_accuracy"),
@@ -304,7 +312,7 @@ fn sweep_page(sweep: &Sweep, figs: &[Fig], baseline: &BTreeMap<usize, Baseline>,
     }
     let _ = writeln!(b, "</table>\n<p>Also as <a href=\"summary.csv\">summary.csv</a> and summary.parquet.</p>");
     let _ = writeln!(b, "<h2>Latent space of each point</h2>\n<div class=\"thumbs\">");
-    for s in sweep.states() {
+    for s in states {
         for stem in ["latent", "latent_pca"] {
             let rel = format!("{}/plots/{stem}.png", s.point.dir);
             if sweep.path.join(&rel).is_file() {
