@@ -1,11 +1,11 @@
 //! The convolutional autoencoder.
 
-use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, ConvTranspose2d, Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 
-use crate::config::ConvConfig;
+use crate::config::{Activation, ConvConfig};
 use crate::error::{invalid, Result};
-use crate::layers::{conv2d, conv_transpose2d, count, linear};
+use crate::layers::{conv2d, conv_transpose2d, linear, Conv2d, ConvTranspose2d, Linear};
 use crate::model::{Autoencoder, LayerInfo, Summary};
 
 const STRIDE: usize = 2;
@@ -65,7 +65,7 @@ impl Conv {
                 name: format!("encoder.conv{i}"),
                 kind: format!("conv {k}×{k}/2 + {}", cfg.activation.name()),
                 output: vec![c, sizes[i + 1].0, sizes[i + 1].1],
-                params: count(l.weight(), l.bias()),
+                params: l.params(),
             });
             down.push(l);
             c_in = c;
@@ -78,14 +78,14 @@ impl Conv {
             name: "encoder.fc".into(),
             kind: "flatten + linear (code)".into(),
             output: vec![cfg.latent_dim],
-            params: count(enc_fc.weight(), enc_fc.bias()),
+            params: enc_fc.params(),
         });
         let dec_fc = linear(cfg.latent_dim, flat, vdec.pp("fc"))?;
         layers.push(LayerInfo {
             name: "decoder.fc".into(),
             kind: format!("linear + {} + reshape", cfg.activation.name()),
             output: inner.to_vec(),
-            params: count(dec_fc.weight(), dec_fc.bias()),
+            params: dec_fc.params(),
         });
         let mut up = Vec::new();
         let n = cfg.channels.len();
@@ -106,7 +106,7 @@ impl Conv {
                 name: format!("decoder.deconv{j}"),
                 kind: format!("deconv {k}×{k}/2 + {}", act.name()),
                 output: vec![c_to, ho, wo],
-                params: count(l.weight(), l.bias()),
+                params: l.params(),
             });
             up.push((l, (ho, wo)));
         }
@@ -126,22 +126,22 @@ impl Autoencoder for Conv {
     fn encode(&self, xs: &Tensor) -> Result<Tensor> {
         let mut xs = xs.clone();
         for l in &self.down {
-            xs = self.cfg.activation.apply(&l.forward(&xs)?)?;
+            xs = l.forward(&xs, self.cfg.activation)?;
         }
-        Ok(self.enc_fc.forward(&xs.flatten_from(1)?)?)
+        self.enc_fc.forward(&xs.flatten_from(1)?, Activation::Identity)
     }
 
     fn decode(&self, zs: &Tensor) -> Result<Tensor> {
         let b = zs.dim(0)?;
         let [c, h, w] = self.inner;
-        let mut xs = self.cfg.activation.apply(&self.dec_fc.forward(zs)?)?.reshape((b, c, h, w))?;
+        let mut xs = self.dec_fc.forward(zs, self.cfg.activation)?.reshape((b, c, h, w))?;
         for (j, (l, (h, w))) in self.up.iter().enumerate() {
             let act = if j + 1 == self.up.len() { self.cfg.output_activation } else { self.cfg.activation };
-            let mut ys = l.forward(&xs)?;
-            if ys.dim(2)? != *h || ys.dim(3)? != *w {
-                ys = ys.narrow(2, 0, *h)?.narrow(3, 0, *w)?;
+            // The activation is elementwise, so applying it before a crop changes nothing.
+            xs = l.forward(&xs, act)?;
+            if xs.dim(2)? != *h || xs.dim(3)? != *w {
+                xs = xs.narrow(2, 0, *h)?.narrow(3, 0, *w)?.contiguous()?;
             }
-            xs = act.apply(&ys)?;
         }
         Ok(xs)
     }

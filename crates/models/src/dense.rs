@@ -1,11 +1,11 @@
 //! The dense (fully connected) autoencoder.
 
-use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 
 use crate::config::{Activation, DenseConfig};
 use crate::error::{invalid, Result};
-use crate::layers::{count, linear};
+use crate::layers::{linear, Linear};
 use crate::model::{Autoencoder, LayerInfo, Summary};
 
 /// `input -> hidden[0] -> ... -> latent -> ... -> hidden[0] -> input`, activation between
@@ -64,14 +64,13 @@ impl Dense {
 }
 
 fn params(l: &Linear) -> usize {
-    count(l.weight(), l.bias())
+    l.params()
 }
 
-fn run(layers: &[Linear], xs: &Tensor, act: Activation, last: Activation) -> candle_core::Result<Tensor> {
+fn run(layers: &[Linear], xs: &Tensor, act: Activation, last: Activation) -> Result<Tensor> {
     let mut xs = xs.clone();
     for (i, l) in layers.iter().enumerate() {
-        xs = l.forward(&xs)?;
-        xs = if i + 1 == layers.len() { last.apply(&xs)? } else { act.apply(&xs)? };
+        xs = l.forward(&xs, if i + 1 == layers.len() { last } else { act })?;
     }
     Ok(xs)
 }
@@ -86,7 +85,7 @@ impl Autoencoder for Dense {
     }
 
     fn encode(&self, xs: &Tensor) -> Result<Tensor> {
-        Ok(run(&self.encoder, &xs.flatten_from(1)?, self.cfg.activation, Activation::Identity)?)
+        run(&self.encoder, &xs.flatten_from(1)?, self.cfg.activation, Activation::Identity)
     }
 
     fn decode(&self, zs: &Tensor) -> Result<Tensor> {

@@ -87,7 +87,7 @@ impl LoopState {
 pub fn save(path: &Path, opt: &Optimizer, state: &LoopState) -> Result<()> {
     let mut tensors: BTreeMap<String, Tensor> =
         opt.params().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-    tensors.extend(opt.state());
+    tensors.extend(opt.state()?);
     let bytes = safetensors::serialize(tensors.iter(), Some(state.to_meta()))
         .map_err(|e| TrainError::Run { path: path.into(), reason: e.to_string() })?;
     Ok(write_atomic(path, &bytes)?)

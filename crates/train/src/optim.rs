@@ -1,8 +1,12 @@
 //! Optimisers that own their state, so it can be checkpointed and restored exactly.
-//! (candle-nn's `AdamW` keeps its moments private.)
+//! (candle-nn's `AdamW` keeps its moments private.) Each update is one fused in-place
+//! pass per parameter (bottleneck-kernels' `AdamStep`/`SgdStep`).
 
+use std::cell::RefCell;
+
+use bottleneck_kernels::{grad_sq_sum, AdamStep, SgdStep};
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 
 use crate::error::Result;
 use crate::train_config::{OptimizerKind, TrainConfig};
@@ -18,9 +22,9 @@ pub struct Optimizer {
     /// Parameters sorted by name (the checkpoint order).
     params: Vec<(String, Var)>,
     /// Adam: first moments; SGD: momentum buffers.
-    m: Vec<Tensor>,
+    m: Vec<Vec<f32>>,
     /// Adam: second moments (unused by SGD).
-    v: Vec<Tensor>,
+    v: Vec<Vec<f32>>,
     /// Updates applied so far.
     pub step: u64,
 }
@@ -29,9 +33,8 @@ impl Optimizer {
     /// An optimiser for `params` (any order; kept sorted by name) with zeroed state.
     pub fn new(cfg: &TrainConfig, mut params: Vec<(String, Var)>) -> Result<Self> {
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let zeros = |p: &Var| p.as_tensor().zeros_like();
-        let m = params.iter().map(|(_, p)| zeros(p)).collect::<candle_core::Result<Vec<_>>>()?;
-        let v = params.iter().map(|(_, p)| zeros(p)).collect::<candle_core::Result<Vec<_>>>()?;
+        let m: Vec<Vec<f32>> = params.iter().map(|(_, p)| vec![0f32; p.elem_count()]).collect();
+        let v = m.clone();
         Ok(Self {
             kind: cfg.optimizer,
             beta1: cfg.beta1,
@@ -56,7 +59,7 @@ impl Optimizer {
         let mut total = 0f64;
         for (_, p) in &self.params {
             if let Some(g) = grads.get(p.as_tensor()) {
-                total += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+                total += grad_sq_sum(g)?;
             }
         }
         Ok(total.sqrt())
@@ -67,40 +70,36 @@ impl Optimizer {
     pub fn step(&mut self, grads: &GradStore, lr: f64, scale: f64) -> Result<()> {
         self.step += 1;
         let t = self.step as i32;
-        let (b1, b2) = (self.beta1, self.beta2);
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(p.as_tensor()) else { continue };
-            // Gradients carry the graph of the step that made them; detach so the moments
-            // (kept across steps) do not keep every step's activations alive.
-            let g = g.detach();
-            let mut g = if (scale - 1.0).abs() > 0.0 { g.affine(scale, 0.0)? } else { g };
-            let theta = &p.as_tensor().detach();
+            let g = g.detach().contiguous()?;
             match self.kind {
                 OptimizerKind::Adamw | OptimizerKind::Adam => {
-                    if self.kind == OptimizerKind::Adam && self.weight_decay > 0.0 {
-                        g = (g + theta.affine(self.weight_decay, 0.0)?)?;
-                    }
-                    let m = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
-                    let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-                    let m_hat = (&m / (1.0 - b1.powi(t)))?;
-                    let v_hat = (&v / (1.0 - b2.powi(t)))?;
-                    let update = (m_hat / (v_hat.sqrt()? + self.eps)?)?;
-                    let base = if self.kind == OptimizerKind::Adamw && self.weight_decay > 0.0 {
-                        theta.affine(1.0 - lr * self.weight_decay, 0.0)?
-                    } else {
-                        theta.clone()
+                    let step = AdamStep {
+                        lr: lr as f32,
+                        beta1: self.beta1 as f32,
+                        beta2: self.beta2 as f32,
+                        eps: self.eps as f32,
+                        weight_decay: self.weight_decay as f32,
+                        decoupled: self.kind == OptimizerKind::Adamw,
+                        bias_correction1: (1.0 - self.beta1.powi(t)) as f32,
+                        bias_correction2: (1.0 - self.beta2.powi(t)) as f32,
+                        scale: scale as f32,
+                        m: RefCell::new(&mut self.m[i]),
+                        v: RefCell::new(&mut self.v[i]),
                     };
-                    p.set(&(base - (update * lr)?)?)?;
-                    self.m[i] = m;
-                    self.v[i] = v;
+                    p.as_tensor().inplace_op2(&g, &step)?;
                 }
                 OptimizerKind::Sgd => {
-                    if self.weight_decay > 0.0 {
-                        g = (g + theta.affine(self.weight_decay, 0.0)?)?;
-                    }
-                    let buf = if self.step == 1 { g } else { ((&self.m[i] * b1)? + g)? };
-                    p.set(&(theta - (&buf * lr)?)?)?;
-                    self.m[i] = buf;
+                    let step = SgdStep {
+                        lr: lr as f32,
+                        momentum: self.beta1 as f32,
+                        weight_decay: self.weight_decay as f32,
+                        first: self.step == 1,
+                        scale: scale as f32,
+                        buf: RefCell::new(&mut self.m[i]),
+                    };
+                    p.as_tensor().inplace_op2(&g, &step)?;
                 }
             }
         }
@@ -108,14 +107,14 @@ impl Optimizer {
     }
 
     /// State tensors for a checkpoint: `optim.m.<name>` and `optim.v.<name>`.
-    #[must_use]
-    pub fn state(&self) -> Vec<(String, Tensor)> {
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
-        for (i, (name, _)) in self.params.iter().enumerate() {
-            out.push((format!("optim.m.{name}"), self.m[i].clone()));
-            out.push((format!("optim.v.{name}"), self.v[i].clone()));
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            for (buf, which) in [(&self.m[i], "m"), (&self.v[i], "v")] {
+                out.push((format!("optim.{which}.{name}"), Tensor::from_slice(buf, p.dims(), &Device::Cpu)?));
+            }
         }
-        out
+        Ok(out)
     }
 
     /// Restores state saved by [`Optimizer::state`]; every buffer must be present.
@@ -127,7 +126,9 @@ impl Optimizer {
                 if t.dims() != p.dims() {
                     return Err(format!("`{key}` has shape {:?}, the parameter {:?}", t.dims(), p.dims()));
                 }
-                *buf = t;
+                let values =
+                    t.flatten_all().and_then(|t| t.to_dtype(candle_core::DType::F32)).and_then(|t| t.to_vec1());
+                *buf = values.map_err(|e| format!("`{key}`: {e}"))?;
             }
         }
         self.step = step;
@@ -167,7 +168,7 @@ mod tests {
     fn state_does_not_keep_the_graph_alive() {
         // Moments built from tracked gradients would chain every step's activations.
         let (opt, _) = quadratic_steps(OptimizerKind::Adamw, 3);
-        for (name, t) in opt.state() {
+        for (name, t) in opt.state().unwrap() {
             assert!(!t.track_op(), "{name} tracks the graph");
         }
     }

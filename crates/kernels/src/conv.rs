@@ -1,0 +1,448 @@
+//! 2-D convolution and transposed convolution (NCHW, square kernels, bias and activation
+//! fused) as im2col/col2im + gemm, parallel over groups of samples.
+//!
+//! A group of `S` samples is unfolded into one column matrix `[c·k·k, S·h·w]`, so each
+//! gemm is wide enough to run near the machine's peak; groups run on rayon's pool, each
+//! with a single-threaded gemm. The backward pass recomputes the columns instead of
+//! keeping them, sums the weight gradient over groups, and computes the input's gradient
+//! only when the input needs one.
+
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::act::Act;
+use crate::blas::sgemm;
+use crate::cpu::{slice, tensor, with_f32};
+
+/// Columns per group the grouping aims at (wide enough for gemm's kernels, small enough
+/// that a group's buffers stay in cache).
+const TARGET_COLUMNS: usize = 2048;
+
+/// Kernel geometry shared by both ops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Geom {
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+/// Unfolds image `img` (`[c, h, w]`) for a `(gh × gw)` grid of kernel positions: row
+/// `(ch, ki, kj)` of `col` (row stride `ld`, starting at column `off`) gets the pixels
+/// under kernel tap `(ki, kj)`, zero where the tap falls into the padding.
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    img: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    g: Geom,
+    (gh, gw): (usize, usize),
+    col: &mut [f32],
+    ld: usize,
+    off: usize,
+) {
+    let Geom { k, stride, pad } = g;
+    for ch in 0..c {
+        let plane = &img[ch * h * w..(ch + 1) * h * w];
+        for ki in 0..k {
+            for kj in 0..k {
+                let row = (ch * k + ki) * k + kj;
+                let dst = &mut col[row * ld + off..row * ld + off + gh * gw];
+                for oy in 0..gh {
+                    let d = &mut dst[oy * gw..(oy + 1) * gw];
+                    let iy = (oy * stride + ki) as isize - pad as isize;
+                    if iy < 0 || iy >= h as isize {
+                        d.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                    for (ox, v) in d.iter_mut().enumerate() {
+                        let ix = (ox * stride + kj) as isize - pad as isize;
+                        *v = if ix >= 0 && ix < w as isize { src[ix as usize] } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every column entry back onto the pixel it came from.
+#[allow(clippy::too_many_arguments)]
+fn col2im(
+    col: &[f32],
+    ld: usize,
+    off: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    g: Geom,
+    (gh, gw): (usize, usize),
+    img: &mut [f32],
+) {
+    let Geom { k, stride, pad } = g;
+    for ch in 0..c {
+        let plane = &mut img[ch * h * w..(ch + 1) * h * w];
+        for ki in 0..k {
+            for kj in 0..k {
+                let row = (ch * k + ki) * k + kj;
+                let src = &col[row * ld + off..row * ld + off + gh * gw];
+                for oy in 0..gh {
+                    let iy = (oy * stride + ki) as isize - pad as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
+                    for (ox, &v) in src[oy * gw..(oy + 1) * gw].iter().enumerate() {
+                        let ix = (ox * stride + kj) as isize - pad as isize;
+                        if ix >= 0 && ix < w as isize {
+                            dst[ix as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Samples per group for `hw` columns per sample and `n` samples: about
+/// [`TARGET_COLUMNS`] columns, but at least as many groups as threads.
+fn group_size(n: usize, hw: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    (TARGET_COLUMNS / hw.max(1)).clamp(1, n.div_ceil(threads).max(1))
+}
+
+/// Copies `[S, rows, hw]` (sample-major) into `[rows, S·hw]` (row-major over the group).
+fn gather(src: &[f32], s: usize, rows: usize, hw: usize, dst: &mut [f32]) {
+    for si in 0..s {
+        for r in 0..rows {
+            let from = &src[(si * rows + r) * hw..(si * rows + r + 1) * hw];
+            dst[r * s * hw + si * hw..r * s * hw + (si + 1) * hw].copy_from_slice(from);
+        }
+    }
+}
+
+/// The inverse of [`gather`].
+fn scatter(src: &[f32], s: usize, rows: usize, hw: usize, dst: &mut [f32]) {
+    for si in 0..s {
+        for r in 0..rows {
+            let to = &mut dst[(si * rows + r) * hw..(si * rows + r + 1) * hw];
+            to.copy_from_slice(&src[r * s * hw + si * hw..r * s * hw + (si + 1) * hw]);
+        }
+    }
+}
+
+/// Adds `b[c]` to every pixel of channel `c` of each sample in `ys` (`[S, c, hw]`).
+fn add_bias(ys: &mut [f32], b: &[f32], hw: usize) {
+    for (i, plane) in ys.chunks_exact_mut(hw).enumerate() {
+        let bias = b[i % b.len()];
+        for y in plane.iter_mut() {
+            *y += bias;
+        }
+    }
+}
+
+/// Per-channel sums of `g` (`[n, c, hw]`): the bias gradient.
+fn bias_grad(g: &[f32], c: usize, hw: usize) -> Vec<f32> {
+    let mut db = vec![0f32; c];
+    for (i, plane) in g.chunks_exact(hw).enumerate() {
+        db[i % c] += plane.iter().sum::<f32>();
+    }
+    db
+}
+
+/// Sums per-group partial weight gradients.
+fn sum_partials(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut it = parts.into_iter();
+    let mut total = it.next().unwrap_or_else(|| vec![0f32; len]);
+    for p in it {
+        total.iter_mut().zip(&p).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+/// `grad ⊙ act'(res)` as an owned buffer.
+fn pre_activation_grad(act: Act, res: &Tensor, grad: &Tensor, op: &str) -> Result<Vec<f32>> {
+    let mut g = grad.flatten_all()?.to_vec1::<f32>()?;
+    with_f32(res, op, |y| act.backward_inplace(&mut g, y))?;
+    Ok(g)
+}
+
+/// Stride, padding and activation of a [`conv2d`] (square kernel; size from the weight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Step between kernel positions.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+    /// Applied after the bias.
+    pub act: Act,
+}
+
+struct Conv2dOp(Conv2dParams);
+
+/// `[n, c, h, w]`, `[o, c, k, k]`, `[o]` → `(n, c, h, w, o, k, oh, ow)`.
+type ConvDims = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+const CONV: &str = "conv2d";
+
+impl Conv2dOp {
+    fn dims(&self, x: &[usize], w: &[usize], b: &[usize]) -> Result<ConvDims> {
+        let Conv2dParams { stride, padding, .. } = self.0;
+        let (&[n, c, h, wd], &[o, wc, k, k2], &[bo]) = (x, w, b) else {
+            bail!("{CONV}: input {x:?}, weight {w:?}, bias {b:?} do not fit [n, c, h, w], [o, c, k, k], [o]")
+        };
+        if wc != c || k != k2 || bo != o || k == 0 || stride == 0 {
+            bail!("{CONV}: input {x:?}, weight {w:?}, bias {b:?} do not fit [n, c, h, w], [o, c, k, k], [o] (stride {stride})");
+        }
+        if h + 2 * padding < k || wd + 2 * padding < k {
+            bail!("{CONV}: a {k}×{k} kernel does not fit a {h}×{wd} input with padding {padding}");
+        }
+        let (oh, ow) = ((h + 2 * padding - k) / stride + 1, (wd + 2 * padding - k) / stride + 1);
+        Ok((n, c, h, wd, o, k, oh, ow))
+    }
+
+    fn geom(&self, k: usize) -> Geom {
+        Geom { k, stride: self.0.stride, pad: self.0.padding }
+    }
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        CONV
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, wd, o, k, oh, ow) = self.dims(xl.dims(), wl.dims(), bl.dims())?;
+        let (x, w, b) = (slice(xs, xl, CONV)?, slice(ws, wl, CONV)?, slice(bs, bl, CONV)?);
+        let (ckk, hw, g) = (c * k * k, oh * ow, self.geom(k));
+        let gs = group_size(n, hw);
+        let mut out = vec![0f32; n * o * hw];
+        out.par_chunks_mut(gs * o * hw).enumerate().for_each(|(gi, yg)| {
+            let s = yg.len() / (o * hw);
+            let ld = s * hw;
+            let mut col = vec![0f32; ckk * ld];
+            for si in 0..s {
+                let img = &x[(gi * gs + si) * c * h * wd..(gi * gs + si + 1) * c * h * wd];
+                im2col(img, c, h, wd, g, (oh, ow), &mut col, ld, si * hw);
+            }
+            let mut tmp = vec![0f32; o * ld];
+            sgemm(o, ld, ckk, w, false, &col, false, &mut tmp, false, false);
+            scatter(&tmp, s, o, hw, yg);
+            add_bias(yg, b, hw);
+            self.0.act.forward_inplace(yg);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, o, oh, ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, wd, o, k, oh, ow) = self.dims(x.dims(), w.dims(), b.dims())?;
+        let (ckk, hw, geom) = (c * k * k, oh * ow, self.geom(k));
+        let g = pre_activation_grad(self.0.act, res, grad, CONV)?;
+        let db = b.track_op().then(|| bias_grad(&g, o, hw));
+        let need_dx = x.track_op();
+        let gs = group_size(n, hw);
+        let mut dx = if need_dx { vec![0f32; n * c * h * wd] } else { Vec::new() };
+        let dw = with_f32(x, CONV, |x| {
+            with_f32(w, CONV, |w| {
+                // One group: its slice of g, and of dx when wanted; returns its dW part.
+                let work = |gi: usize, gg: &[f32], dxg: Option<&mut [f32]>| {
+                    let s = gg.len() / (o * hw);
+                    let ld = s * hw;
+                    let mut gt = vec![0f32; o * ld];
+                    gather(gg, s, o, hw, &mut gt);
+                    let mut col = vec![0f32; ckk * ld];
+                    for si in 0..s {
+                        let img = &x[(gi * gs + si) * c * h * wd..(gi * gs + si + 1) * c * h * wd];
+                        im2col(img, c, h, wd, geom, (oh, ow), &mut col, ld, si * hw);
+                    }
+                    // dW part = g [o, S·hw] · colᵀ [S·hw, c·k·k]
+                    let mut dw = vec![0f32; o * ckk];
+                    sgemm(o, ckk, ld, &gt, false, &col, true, &mut dw, false, false);
+                    if let Some(dxg) = dxg {
+                        // dcol = Wᵀ [c·k·k, o] · g [o, S·hw], folded back onto the images.
+                        sgemm(ckk, ld, o, w, true, &gt, false, &mut col, false, false);
+                        for (si, img) in dxg.chunks_exact_mut(c * h * wd).enumerate() {
+                            col2im(&col, ld, si * hw, c, h, wd, geom, (oh, ow), img);
+                        }
+                    }
+                    dw
+                };
+                let parts: Vec<Vec<f32>> = if need_dx {
+                    g.par_chunks(gs * o * hw)
+                        .zip(dx.par_chunks_mut(gs * c * h * wd))
+                        .enumerate()
+                        .map(|(gi, (gg, dxg))| work(gi, gg, Some(dxg)))
+                        .collect()
+                } else {
+                    g.par_chunks(gs * o * hw).enumerate().map(|(gi, gg)| work(gi, gg, None)).collect()
+                };
+                sum_partials(parts, o * ckk)
+            })
+        })??;
+        let dx = if need_dx { Some(tensor(dx, (n, c, h, wd))?) } else { None };
+        let dw = if w.track_op() { Some(tensor(dw, (o, c, k, k))?) } else { None };
+        Ok((dx, dw, db.map(|v| tensor(v, o)).transpose()?))
+    }
+}
+
+/// `act(conv2d(x, w) + b)` for `x: [n, c, h, w]`, `w: [o, c, k, k]`, `b: [o]` (PyTorch's
+/// `Conv2d` layout; cross-correlation, zero padding), differentiable in all three.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv2dOp(p))
+}
+
+/// Stride, padding, output padding and activation of a [`conv_transpose2d`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvTranspose2dParams {
+    /// Step between input pixels in the output.
+    pub stride: usize,
+    /// Rows/columns cropped from each side of the full output.
+    pub padding: usize,
+    /// Rows/columns added at the bottom/right (less than `stride`).
+    pub output_padding: usize,
+    /// Applied after the bias.
+    pub act: Act,
+}
+
+struct ConvT2dOp(ConvTranspose2dParams);
+
+const CONVT: &str = "conv_transpose2d";
+
+impl ConvT2dOp {
+    /// `[n, ci, h, w]`, `[ci, co, k, k]`, `[co]` → `(n, ci, h, w, co, k, oh, ow)`.
+    fn dims(&self, x: &[usize], w: &[usize], b: &[usize]) -> Result<ConvDims> {
+        let ConvTranspose2dParams { stride, padding, output_padding, .. } = self.0;
+        let (&[n, ci, h, wd], &[wci, co, k, k2], &[bo]) = (x, w, b) else {
+            bail!("{CONVT}: input {x:?}, weight {w:?}, bias {b:?} do not fit [n, ci, h, w], [ci, co, k, k], [co]")
+        };
+        if wci != ci || k != k2 || bo != co || k == 0 || stride == 0 {
+            bail!("{CONVT}: input {x:?}, weight {w:?}, bias {b:?} do not fit [n, ci, h, w], [ci, co, k, k], [co] (stride {stride})");
+        }
+        if output_padding >= stride {
+            bail!("{CONVT}: output padding {output_padding} must be smaller than the stride {stride}");
+        }
+        let full = |s: usize| (s.max(1) - 1) * stride + k + output_padding;
+        if h == 0 || wd == 0 || full(h) <= 2 * padding || full(wd) <= 2 * padding {
+            bail!("{CONVT}: padding {padding} leaves no output for a {h}×{wd} input and a {k}×{k} kernel");
+        }
+        Ok((n, ci, h, wd, co, k, full(h) - 2 * padding, full(wd) - 2 * padding))
+    }
+
+    fn geom(&self, k: usize) -> Geom {
+        Geom { k, stride: self.0.stride, pad: self.0.padding }
+    }
+}
+
+impl CustomOp3 for ConvT2dOp {
+    fn name(&self) -> &'static str {
+        CONVT
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, ci, h, wd, co, k, oh, ow) = self.dims(xl.dims(), wl.dims(), bl.dims())?;
+        let (x, w, b) = (slice(xs, xl, CONVT)?, slice(ws, wl, CONVT)?, slice(bs, bl, CONVT)?);
+        let (cokk, hw, ohw, geom) = (co * k * k, h * wd, oh * ow, self.geom(k));
+        let gs = group_size(n, hw);
+        let mut out = vec![0f32; n * co * ohw];
+        out.par_chunks_mut(gs * co * ohw).enumerate().for_each(|(gi, yg)| {
+            let s = yg.len() / (co * ohw);
+            let ld = s * hw;
+            let mut xt = vec![0f32; ci * ld];
+            gather(&x[gi * gs * ci * hw..(gi * gs + s) * ci * hw], s, ci, hw, &mut xt);
+            // col = Wᵀ [co·k·k, ci] · x [ci, S·hw], each sample's columns folded onto its output.
+            let mut col = vec![0f32; cokk * ld];
+            sgemm(cokk, ld, ci, w, true, &xt, false, &mut col, false, false);
+            for (si, img) in yg.chunks_exact_mut(co * ohw).enumerate() {
+                col2im(&col, ld, si * hw, co, oh, ow, geom, (h, wd), img);
+            }
+            add_bias(yg, b, ohw);
+            self.0.act.forward_inplace(yg);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, co, oh, ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, ci, h, wd, co, k, oh, ow) = self.dims(x.dims(), w.dims(), b.dims())?;
+        let (cokk, hw, ohw, geom) = (co * k * k, h * wd, oh * ow, self.geom(k));
+        let g = pre_activation_grad(self.0.act, res, grad, CONVT)?;
+        let db = b.track_op().then(|| bias_grad(&g, co, ohw));
+        let need_dx = x.track_op();
+        let gs = group_size(n, hw);
+        let mut dx = if need_dx { vec![0f32; n * ci * hw] } else { Vec::new() };
+        let dw = with_f32(x, CONVT, |x| {
+            with_f32(w, CONVT, |w| {
+                let work = |gi: usize, gg: &[f32], dxg: Option<&mut [f32]>| {
+                    let s = gg.len() / (co * ohw);
+                    let ld = s * hw;
+                    // gcol: the output gradient unfolded on the input's grid.
+                    let mut gcol = vec![0f32; cokk * ld];
+                    for (si, img) in gg.chunks_exact(co * ohw).enumerate() {
+                        im2col(img, co, oh, ow, geom, (h, wd), &mut gcol, ld, si * hw);
+                    }
+                    let mut xt = vec![0f32; ci * ld];
+                    gather(&x[gi * gs * ci * hw..(gi * gs + s) * ci * hw], s, ci, hw, &mut xt);
+                    // dW part = x [ci, S·hw] · gcolᵀ [S·hw, co·k·k]
+                    let mut dw = vec![0f32; ci * cokk];
+                    sgemm(ci, cokk, ld, &xt, false, &gcol, true, &mut dw, false, false);
+                    if let Some(dxg) = dxg {
+                        // dx = W [ci, co·k·k] · gcol [co·k·k, S·hw]
+                        sgemm(ci, ld, cokk, w, false, &gcol, false, &mut xt, false, false);
+                        scatter(&xt, s, ci, hw, dxg);
+                    }
+                    dw
+                };
+                let parts: Vec<Vec<f32>> = if need_dx {
+                    g.par_chunks(gs * co * ohw)
+                        .zip(dx.par_chunks_mut(gs * ci * hw))
+                        .enumerate()
+                        .map(|(gi, (gg, dxg))| work(gi, gg, Some(dxg)))
+                        .collect()
+                } else {
+                    g.par_chunks(gs * co * ohw).enumerate().map(|(gi, gg)| work(gi, gg, None)).collect()
+                };
+                sum_partials(parts, ci * cokk)
+            })
+        })??;
+        let dx = if need_dx { Some(tensor(dx, (n, ci, h, wd))?) } else { None };
+        let dw = if w.track_op() { Some(tensor(dw, (ci, co, k, k))?) } else { None };
+        Ok((dx, dw, db.map(|v| tensor(v, co)).transpose()?))
+    }
+}
+
+/// `act(conv_transpose2d(x, w) + b)` for `x: [n, ci, h, w]`, `w: [ci, co, k, k]`,
+/// `b: [co]` (PyTorch's `ConvTranspose2d` layout), output
+/// `(h - 1)·stride - 2·padding + k + output_padding` high (likewise wide), differentiable
+/// in all three.
+pub fn conv_transpose2d(x: &Tensor, w: &Tensor, b: &Tensor, p: ConvTranspose2dParams) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, ConvT2dOp(p))
+}

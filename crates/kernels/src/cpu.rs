@@ -1,0 +1,90 @@
+//! Access to the `f32` data of CPU tensors, and per-thread floating-point settings.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Storage, Tensor};
+
+/// The contiguous `f32` values of a CPU storage under `layout`, or an error naming `op`.
+pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else { bail!("{op}: needs f32 tensors, got {:?} (the models train in f32)", s.dtype()) };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => bail!("{op}: needs a contiguous tensor, got strides {:?}", l.stride()),
+    }
+}
+
+/// The `f32` values of a storage read through [`Tensor::storage_and_layout`].
+pub(crate) fn storage_slice<'a>(s: &'a Storage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    match s {
+        Storage::Cpu(c) => slice(c, l, op),
+        _ => bail!("{op}: runs on the CPU only"),
+    }
+}
+
+/// Calls `f` with the contiguous `f32` values of `t` (copied to a contiguous layout first
+/// when it has another one).
+pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    if t.dtype() != DType::F32 {
+        bail!("{op}: needs f32 tensors, got {:?}", t.dtype());
+    }
+    let t = t.contiguous()?;
+    let (s, l) = t.storage_and_layout();
+    Ok(f(storage_slice(&s, l, op)?))
+}
+
+/// A CPU tensor made from `v`, with no gradient history.
+pub(crate) fn tensor(v: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
+    Tensor::from_vec(v, shape, &candle_core::Device::Cpu)
+}
+
+/// Sum of squares of `t`'s values in f64 (for the global gradient norm).
+pub fn grad_sq_sum(t: &Tensor) -> Result<f64> {
+    with_f32(t, "grad_sq_sum", |v| {
+        v.chunks(4096).map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()).sum()
+    })
+}
+
+/// Turns on flush-to-zero and denormals-are-zero (x86 MXCSR bits 15 and 6) on the calling
+/// thread and on every thread of rayon's global pool, where candle and gemm compute.
+/// Denormal floats (below 1.2e-38) are 10–100× slower on x86 and arise in training as
+/// gradients and moments decay; PyTorch offers the same switch (`set_flush_denormal`).
+/// Results change only for values that small. A no-op on other architectures; returns
+/// whether it took effect.
+#[must_use = "false means denormals are not flushed on this architecture"]
+pub fn flush_denormals() -> bool {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        #[allow(unsafe_code, deprecated)]
+        fn set() {
+            #[cfg(target_arch = "x86")]
+            use std::arch::x86::{_mm_getcsr, _mm_setcsr};
+            #[cfg(target_arch = "x86_64")]
+            use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+            const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+            // SAFETY: reading and writing MXCSR only changes how this thread rounds
+            // tiny floats; SSE is part of every x86-64 CPU.
+            unsafe {
+                _mm_setcsr(_mm_getcsr() | FTZ_DAZ);
+            }
+        }
+        set();
+        rayon::broadcast(|_| set());
+        true
+    }
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denormals_flush_to_zero_on_pool_threads() {
+        assert!(flush_denormals());
+        let tiny = std::hint::black_box(1e-38f32);
+        let out: Vec<f32> = rayon::broadcast(|_| std::hint::black_box(tiny) * std::hint::black_box(0.5f32));
+        assert!(out.iter().all(|&x| x == 0.0), "denormal results survived: {out:?}");
+    }
+}

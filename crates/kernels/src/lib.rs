@@ -1,0 +1,38 @@
+//! CPU kernels for bottleneck's models, plugged into candle through its extension points
+//! (custom ops with their own backward, in-place ops), without forking candle:
+//!
+//! - [`linear`]: `act(x Wᵀ + b)` in one op (gemm with the bias as the accumulator, the
+//!   activation applied in place); backward computes `dW`, `db` and, only when the input
+//!   needs one, `dx`.
+//! - [`conv2d`] and [`conv_transpose2d`]: im2col/col2im + gemm, parallel over groups of
+//!   samples, with the bias and activation fused; backward without a gradient for inputs
+//!   that need none.
+//! - [`mse`]: the mean squared error and its gradient in one pass each.
+//! - [`AdamStep`], [`SgdStep`]: the optimiser update applied in place to a parameter, one
+//!   pass over parameter, gradient and moments.
+//! - [`flush_denormals`]: flush-to-zero / denormals-are-zero on every worker thread (what
+//!   PyTorch's `set_flush_denormal(True)` does).
+//!
+//! Everything is `f32` on the CPU; other devices or dtypes get a clear error. Each kernel
+//! is checked against candle's reference ops, forward and backward, in this crate's tests.
+
+// Kernels use the maths' names: x, w, b, n, c, h, k, m, v for tensors, sizes and moments.
+#![allow(clippy::many_single_char_names, clippy::similar_names)]
+// Sizes and offsets index live allocations, so they are far below isize::MAX.
+#![allow(clippy::cast_possible_wrap)]
+
+mod act;
+mod blas;
+mod conv;
+mod cpu;
+mod linear;
+mod loss;
+mod optim;
+
+pub use act::Act;
+pub use blas::sgemm;
+pub use conv::{conv2d, conv_transpose2d, Conv2dParams, ConvTranspose2dParams};
+pub use cpu::{flush_denormals, grad_sq_sum};
+pub use linear::linear;
+pub use loss::mse;
+pub use optim::{AdamStep, SgdStep};

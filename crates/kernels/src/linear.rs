@@ -1,0 +1,89 @@
+//! A fully connected layer with its bias and activation fused: `act(x Wᵀ + b)`.
+
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+use crate::act::Act;
+use crate::blas::sgemm;
+use crate::cpu::{slice, tensor, with_f32};
+
+const NAME: &str = "linear";
+
+struct LinearAct(Act);
+
+impl CustomOp3 for LinearAct {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, i, o) = dims(xl.dims(), wl.dims(), bl.dims())?;
+        let (x, w, b) = (slice(xs, xl, NAME)?, slice(ws, wl, NAME)?, slice(bs, bl, NAME)?);
+        // The bias rows are the accumulator gemm adds x·Wᵀ to.
+        let mut out = Vec::with_capacity(n * o);
+        for _ in 0..n {
+            out.extend_from_slice(b);
+        }
+        sgemm(n, o, i, x, false, w, true, &mut out, true, true);
+        self.0.forward_inplace(&mut out);
+        Ok((CpuStorage::F32(out), Shape::from((n, o))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, i, o) = dims(x.dims(), w.dims(), b.dims())?;
+        // g = grad ⊙ act'(res): the gradient at the pre-activation.
+        let mut g = grad.flatten_all()?.to_vec1::<f32>()?;
+        with_f32(res, NAME, |y| self.0.backward_inplace(&mut g, y))?;
+        let db = b.track_op().then(|| {
+            let mut db = vec![0f32; o];
+            for row in g.chunks_exact(o) {
+                db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
+            }
+            db
+        });
+        let dw = if w.track_op() {
+            // dW = gᵀ x : [o, n] · [n, i]
+            let mut dw = vec![0f32; o * i];
+            with_f32(x, NAME, |x| sgemm(o, i, n, &g, true, x, false, &mut dw, false, true))?;
+            Some(tensor(dw, (o, i))?)
+        } else {
+            None
+        };
+        // The input's gradient only when something upstream needs it (not for the data).
+        let dx = if x.track_op() {
+            let mut dx = vec![0f32; n * i];
+            with_f32(w, NAME, |w| sgemm(n, i, o, &g, false, w, false, &mut dx, false, true))?;
+            Some(tensor(dx, (n, i))?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db.map(|v| tensor(v, o)).transpose()?))
+    }
+}
+
+fn dims(x: &[usize], w: &[usize], b: &[usize]) -> Result<(usize, usize, usize)> {
+    match (x, w, b) {
+        (&[n, i], &[o, wi], &[bo]) if wi == i && bo == o => Ok((n, i, o)),
+        _ => bail!("{NAME}: input {x:?}, weight {w:?} and bias {b:?} do not fit [n, in], [out, in], [out]"),
+    }
+}
+
+/// `act(x Wᵀ + b)` for `x: [n, in]`, `w: [out, in]`, `b: [out]` (the layout of candle's
+/// and PyTorch's `Linear`), differentiable in all three.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, act: Act) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearAct(act))
+}
