@@ -16,7 +16,7 @@ use crate::cpu::{slice, tensor, with_f32};
 
 /// Columns per group the grouping aims at (wide enough for gemm's kernels, small enough
 /// that a group's buffers stay in cache).
-const TARGET_COLUMNS: usize = 2048;
+const TARGET_COLUMNS: usize = 1024;
 
 /// Kernel geometry shared by both ops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,9 +26,18 @@ struct Geom {
     pad: usize,
 }
 
+/// The range of grid positions `o` whose tap `o·stride + tap - pad` lands inside
+/// `0..size`, clipped to `0..grid`.
+fn valid(grid: usize, size: usize, tap: usize, g: Geom) -> std::ops::Range<usize> {
+    let lo = g.pad.saturating_sub(tap).div_ceil(g.stride);
+    let hi = if size + g.pad > tap { ((size + g.pad - tap - 1) / g.stride + 1).min(grid) } else { 0 };
+    lo.min(hi)..hi
+}
+
 /// Unfolds image `img` (`[c, h, w]`) for a `(gh × gw)` grid of kernel positions: row
 /// `(ch, ki, kj)` of `col` (row stride `ld`, starting at column `off`) gets the pixels
-/// under kernel tap `(ki, kj)`, zero where the tap falls into the padding.
+/// under kernel tap `(ki, kj)`, zero where the tap falls into the padding. Every entry of
+/// the block is written.
 #[allow(clippy::too_many_arguments)]
 fn im2col(
     img: &[f32],
@@ -45,20 +54,27 @@ fn im2col(
     for ch in 0..c {
         let plane = &img[ch * h * w..(ch + 1) * h * w];
         for ki in 0..k {
+            let rows = valid(gh, h, ki, g);
             for kj in 0..k {
+                let cols = valid(gw, w, kj, g);
                 let row = (ch * k + ki) * k + kj;
                 let dst = &mut col[row * ld + off..row * ld + off + gh * gw];
-                for oy in 0..gh {
+                dst[..rows.start * gw].fill(0.0);
+                dst[rows.end * gw..].fill(0.0);
+                for oy in rows.clone() {
                     let d = &mut dst[oy * gw..(oy + 1) * gw];
-                    let iy = (oy * stride + ki) as isize - pad as isize;
-                    if iy < 0 || iy >= h as isize {
-                        d.fill(0.0);
+                    d[..cols.start].fill(0.0);
+                    d[cols.end..].fill(0.0);
+                    if cols.is_empty() {
                         continue;
                     }
-                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    for (ox, v) in d.iter_mut().enumerate() {
-                        let ix = (ox * stride + kj) as isize - pad as isize;
-                        *v = if ix >= 0 && ix < w as isize { src[ix as usize] } else { 0.0 };
+                    let iy = oy * stride + ki - pad;
+                    let src = &plane[iy * w + cols.start * stride + kj - pad..(iy + 1) * w];
+                    let d = &mut d[cols.clone()];
+                    if stride == 1 {
+                        d.copy_from_slice(&src[..d.len()]);
+                    } else {
+                        d.iter_mut().zip(src.iter().step_by(stride)).for_each(|(d, &s)| *d = s);
                     }
                 }
             }
@@ -83,25 +99,51 @@ fn col2im(
     for ch in 0..c {
         let plane = &mut img[ch * h * w..(ch + 1) * h * w];
         for ki in 0..k {
+            let rows = valid(gh, h, ki, g);
             for kj in 0..k {
+                let cols = valid(gw, w, kj, g);
+                if cols.is_empty() {
+                    continue;
+                }
                 let row = (ch * k + ki) * k + kj;
                 let src = &col[row * ld + off..row * ld + off + gh * gw];
-                for oy in 0..gh {
-                    let iy = (oy * stride + ki) as isize - pad as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
-                    for (ox, &v) in src[oy * gw..(oy + 1) * gw].iter().enumerate() {
-                        let ix = (ox * stride + kj) as isize - pad as isize;
-                        if ix >= 0 && ix < w as isize {
-                            dst[ix as usize] += v;
-                        }
+                for oy in rows.clone() {
+                    let iy = oy * stride + ki - pad;
+                    let dst = &mut plane[iy * w + cols.start * stride + kj - pad..(iy + 1) * w];
+                    let s = &src[oy * gw + cols.start..oy * gw + cols.end];
+                    if stride == 1 {
+                        dst.iter_mut().zip(s).for_each(|(d, &v)| *d += v);
+                    } else {
+                        dst.iter_mut().step_by(stride).zip(s).for_each(|(d, &v)| *d += v);
                     }
                 }
             }
         }
     }
+}
+
+thread_local! {
+    /// Per-thread scratch for column matrices and gathered blocks, kept between calls so
+    /// that each step neither allocates nor zeroes (nor page-faults) megabytes afresh.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with two scratch slices of lengths `a` and `b`. Their contents are
+/// unspecified: callers overwrite every entry they read.
+fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            if buf.len() < a + b {
+                buf.resize(a + b, 0.0);
+            }
+            let (x, y) = buf.split_at_mut(a);
+            f(x, &mut y[..b])
+        } else {
+            // Re-entered on this thread (a task run while another waits): fresh buffers.
+            let (mut x, mut y) = (vec![0f32; a], vec![0f32; b]);
+            f(&mut x, &mut y)
+        }
+    })
 }
 
 /// Samples per group for `hw` columns per sample and `n` samples: about
@@ -228,14 +270,14 @@ impl CustomOp3 for Conv2dOp {
         out.par_chunks_mut(gs * o * hw).enumerate().for_each(|(gi, yg)| {
             let s = yg.len() / (o * hw);
             let ld = s * hw;
-            let mut col = vec![0f32; ckk * ld];
-            for si in 0..s {
-                let img = &x[(gi * gs + si) * c * h * wd..(gi * gs + si + 1) * c * h * wd];
-                im2col(img, c, h, wd, g, (oh, ow), &mut col, ld, si * hw);
-            }
-            let mut tmp = vec![0f32; o * ld];
-            sgemm(o, ld, ckk, w, false, &col, false, &mut tmp, false, false);
-            scatter(&tmp, s, o, hw, yg);
+            with_scratch(ckk * ld, o * ld, |col, tmp| {
+                for si in 0..s {
+                    let img = &x[(gi * gs + si) * c * h * wd..(gi * gs + si + 1) * c * h * wd];
+                    im2col(img, c, h, wd, g, (oh, ow), col, ld, si * hw);
+                }
+                sgemm(o, ld, ckk, w, false, col, false, tmp, false, false);
+                scatter(tmp, s, o, hw, yg);
+            });
             add_bias(yg, b, hw);
             self.0.act.forward_inplace(yg);
         });
@@ -263,23 +305,23 @@ impl CustomOp3 for Conv2dOp {
                 let work = |gi: usize, gg: &[f32], dxg: Option<&mut [f32]>| {
                     let s = gg.len() / (o * hw);
                     let ld = s * hw;
-                    let mut gt = vec![0f32; o * ld];
-                    gather(gg, s, o, hw, &mut gt);
-                    let mut col = vec![0f32; ckk * ld];
-                    for si in 0..s {
-                        let img = &x[(gi * gs + si) * c * h * wd..(gi * gs + si + 1) * c * h * wd];
-                        im2col(img, c, h, wd, geom, (oh, ow), &mut col, ld, si * hw);
-                    }
-                    // dW part = g [o, S·hw] · colᵀ [S·hw, c·k·k]
                     let mut dw = vec![0f32; o * ckk];
-                    sgemm(o, ckk, ld, &gt, false, &col, true, &mut dw, false, false);
-                    if let Some(dxg) = dxg {
-                        // dcol = Wᵀ [c·k·k, o] · g [o, S·hw], folded back onto the images.
-                        sgemm(ckk, ld, o, w, true, &gt, false, &mut col, false, false);
-                        for (si, img) in dxg.chunks_exact_mut(c * h * wd).enumerate() {
-                            col2im(&col, ld, si * hw, c, h, wd, geom, (oh, ow), img);
+                    with_scratch(o * ld, ckk * ld, |gt, col| {
+                        gather(gg, s, o, hw, gt);
+                        for si in 0..s {
+                            let img = &x[(gi * gs + si) * c * h * wd..(gi * gs + si + 1) * c * h * wd];
+                            im2col(img, c, h, wd, geom, (oh, ow), col, ld, si * hw);
                         }
-                    }
+                        // dW part = g [o, S·hw] · colᵀ [S·hw, c·k·k]
+                        sgemm(o, ckk, ld, gt, false, col, true, &mut dw, false, false);
+                        if let Some(dxg) = dxg {
+                            // dcol = Wᵀ [c·k·k, o] · g [o, S·hw], folded back onto the images.
+                            sgemm(ckk, ld, o, w, true, gt, false, col, false, false);
+                            for (si, img) in dxg.chunks_exact_mut(c * h * wd).enumerate() {
+                                col2im(col, ld, si * hw, c, h, wd, geom, (oh, ow), img);
+                            }
+                        }
+                    });
                     dw
                 };
                 let parts: Vec<Vec<f32>> = if need_dx {
@@ -370,14 +412,14 @@ impl CustomOp3 for ConvT2dOp {
         out.par_chunks_mut(gs * co * ohw).enumerate().for_each(|(gi, yg)| {
             let s = yg.len() / (co * ohw);
             let ld = s * hw;
-            let mut xt = vec![0f32; ci * ld];
-            gather(&x[gi * gs * ci * hw..(gi * gs + s) * ci * hw], s, ci, hw, &mut xt);
-            // col = Wᵀ [co·k·k, ci] · x [ci, S·hw], each sample's columns folded onto its output.
-            let mut col = vec![0f32; cokk * ld];
-            sgemm(cokk, ld, ci, w, true, &xt, false, &mut col, false, false);
-            for (si, img) in yg.chunks_exact_mut(co * ohw).enumerate() {
-                col2im(&col, ld, si * hw, co, oh, ow, geom, (h, wd), img);
-            }
+            with_scratch(ci * ld, cokk * ld, |xt, col| {
+                gather(&x[gi * gs * ci * hw..(gi * gs + s) * ci * hw], s, ci, hw, xt);
+                // col = Wᵀ [co·k·k, ci] · x [ci, S·hw], each sample's columns folded onto its output.
+                sgemm(cokk, ld, ci, w, true, xt, false, col, false, false);
+                for (si, img) in yg.chunks_exact_mut(co * ohw).enumerate() {
+                    col2im(col, ld, si * hw, co, oh, ow, geom, (h, wd), img);
+                }
+            });
             add_bias(yg, b, ohw);
             self.0.act.forward_inplace(yg);
         });
@@ -404,21 +446,21 @@ impl CustomOp3 for ConvT2dOp {
                 let work = |gi: usize, gg: &[f32], dxg: Option<&mut [f32]>| {
                     let s = gg.len() / (co * ohw);
                     let ld = s * hw;
-                    // gcol: the output gradient unfolded on the input's grid.
-                    let mut gcol = vec![0f32; cokk * ld];
-                    for (si, img) in gg.chunks_exact(co * ohw).enumerate() {
-                        im2col(img, co, oh, ow, geom, (h, wd), &mut gcol, ld, si * hw);
-                    }
-                    let mut xt = vec![0f32; ci * ld];
-                    gather(&x[gi * gs * ci * hw..(gi * gs + s) * ci * hw], s, ci, hw, &mut xt);
-                    // dW part = x [ci, S·hw] · gcolᵀ [S·hw, co·k·k]
                     let mut dw = vec![0f32; ci * cokk];
-                    sgemm(ci, cokk, ld, &xt, false, &gcol, true, &mut dw, false, false);
-                    if let Some(dxg) = dxg {
-                        // dx = W [ci, co·k·k] · gcol [co·k·k, S·hw]
-                        sgemm(ci, ld, cokk, w, false, &gcol, false, &mut xt, false, false);
-                        scatter(&xt, s, ci, hw, dxg);
-                    }
+                    with_scratch(cokk * ld, ci * ld, |gcol, xt| {
+                        // gcol: the output gradient unfolded on the input's grid.
+                        for (si, img) in gg.chunks_exact(co * ohw).enumerate() {
+                            im2col(img, co, oh, ow, geom, (h, wd), gcol, ld, si * hw);
+                        }
+                        gather(&x[gi * gs * ci * hw..(gi * gs + s) * ci * hw], s, ci, hw, xt);
+                        // dW part = x [ci, S·hw] · gcolᵀ [S·hw, co·k·k]
+                        sgemm(ci, cokk, ld, xt, false, gcol, true, &mut dw, false, false);
+                        if let Some(dxg) = dxg {
+                            // dx = W [ci, co·k·k] · gcol [co·k·k, S·hw]
+                            sgemm(ci, ld, cokk, w, false, gcol, false, xt, false, false);
+                            scatter(xt, s, ci, hw, dxg);
+                        }
+                    });
                     dw
                 };
                 let parts: Vec<Vec<f32>> = if need_dx {

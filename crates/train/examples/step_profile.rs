@@ -1,0 +1,57 @@
+//! Where a training step's time goes (forward + loss, backward, optimiser), for the dense
+//! or conv default on random data, batch 256:
+//! `cargo build --release --workspace --examples && target/release/examples/step_profile [dense|conv] [steps]`.
+#![allow(clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use bottleneck_models::{build, seeded_var_builder, ModelConfig, ReconLoss};
+use bottleneck_train::optim::Optimizer;
+use bottleneck_train::runner::named_vars;
+use bottleneck_train::train_config::TrainConfig;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+
+// As the bottleneck binary: glibc's malloc maps and unmaps the large buffers every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let kind = args.get(1).map_or("dense", String::as_str);
+    let steps: usize = args.get(2).map_or(Ok(100), |s| s.parse())?;
+    let _ = bottleneck_kernels::flush_denormals();
+    let file = if kind == "conv" { "configs/model/conv.toml" } else { "configs/model/dense.toml" };
+    let cfg: ModelConfig = toml::from_str(&std::fs::read_to_string(file)?)?;
+    let map = VarMap::new();
+    let vb = seeded_var_builder(&map, 0, DType::F32, &Device::Cpu);
+    let model = build(&cfg, &[1, 28, 28], 0, vb)?;
+    let mut opt = Optimizer::new(&TrainConfig::default(), named_vars(&map))?;
+    let xs = Tensor::rand(0f32, 1f32, (256, 1, 28, 28), &Device::Cpu)?;
+    let (mut fwd, mut bwd, mut step) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let total = Instant::now();
+    for _ in 0..steps {
+        let t = Instant::now();
+        let loss = model.loss(&xs, ReconLoss::Mse, true)?;
+        let _ = loss.to_scalar::<f32>()?;
+        fwd += t.elapsed();
+        let t = Instant::now();
+        let grads = loss.backward()?;
+        bwd += t.elapsed();
+        let t = Instant::now();
+        opt.step(&grads, 1e-3, 1.0)?;
+        drop(grads);
+        step += t.elapsed();
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e3 / steps as f64;
+    let all = total.elapsed();
+    println!(
+        "{kind}: {:.2} ms/step (forward+loss {:.2}, backward {:.2}, optimiser {:.2}); x235 = {:.2} s/epoch",
+        per(all),
+        per(fwd),
+        per(bwd),
+        per(step),
+        all.as_secs_f64() / steps as f64 * 235.0
+    );
+    Ok(())
+}
