@@ -68,28 +68,28 @@ impl Act {
         }
     }
 
-    /// `grad ⊙ f'(x)` written over `grad`, with `f'` taken from the outputs `ys`.
+    /// `grad ⊙ f'(x)` as a new buffer, with `f'` taken from the outputs `ys` (one pass:
+    /// read both, write the result).
     ///
     /// # Panics
     /// When `grad` and `ys` differ in length (a bug in the caller).
-    pub fn backward_inplace(self, grad: &mut [f32], ys: &[f32]) {
+    #[must_use]
+    pub fn backward(self, grad: &[f32], ys: &[f32]) -> Vec<f32> {
         assert_eq!(grad.len(), ys.len(), "activation backward: gradient and output differ in size");
-        let mut zip = |f: fn(f32, f32) -> f32| {
-            let work = |(g, y): (&mut [f32], &[f32])| {
-                pulp::Arch::new().dispatch(|| g.iter_mut().zip(y).for_each(|(g, &y)| *g = f(*g, y)));
-            };
+        let map = |f: fn(f32, f32) -> f32| -> Vec<f32> {
             if grad.len() >= PARALLEL_ELEMS {
-                grad.par_chunks_mut(CHUNK).zip(ys.par_chunks(CHUNK)).for_each(work);
+                // An indexed parallel collect writes straight into the result.
+                grad.par_iter().zip(ys).with_min_len(CHUNK).map(|(&g, &y)| f(g, y)).collect()
             } else {
-                work((grad, ys));
+                pulp::Arch::new().dispatch(|| grad.iter().zip(ys).map(|(&g, &y)| f(g, y)).collect())
             }
         };
         match self {
-            Self::Identity => {}
-            Self::Relu => zip(|g, y| if y > 0.0 { g } else { 0.0 }),
-            Self::LeakyRelu => zip(|g, y| if y > 0.0 { g } else { g * LEAKY_SLOPE }),
-            Self::Sigmoid => zip(|g, y| g * y * (1.0 - y)),
-            Self::Tanh => zip(|g, y| g * (1.0 - y * y)),
+            Self::Identity => grad.to_vec(),
+            Self::Relu => map(|g, y| if y > 0.0 { g } else { 0.0 }),
+            Self::LeakyRelu => map(|g, y| if y > 0.0 { g } else { g * LEAKY_SLOPE }),
+            Self::Sigmoid => map(|g, y| g * y * (1.0 - y)),
+            Self::Tanh => map(|g, y| g * (1.0 - y * y)),
         }
     }
 }
@@ -122,8 +122,7 @@ mod tests {
                     y[0]
                 };
                 let numeric = (f(x + h) - f(x - h)) / (2.0 * h);
-                let mut g = [1f32];
-                act.backward_inplace(&mut g, &[f(x)]);
+                let g = act.backward(&[1.0], &[f(x)]);
                 assert!((g[0] - numeric).abs() < 2e-3, "{act:?} at {x}: {} vs {numeric}", g[0]);
             }
         }

@@ -204,9 +204,7 @@ fn sum_partials(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
 
 /// `grad ⊙ act'(res)` as an owned buffer.
 fn pre_activation_grad(act: Act, res: &Tensor, grad: &Tensor, op: &str) -> Result<Vec<f32>> {
-    let mut g = grad.flatten_all()?.to_vec1::<f32>()?;
-    with_f32(res, op, |y| act.backward_inplace(&mut g, y))?;
-    Ok(g)
+    with_f32(grad, op, |gr| with_f32(res, op, |y| act.backward(gr, y)))?
 }
 
 /// Stride, padding and activation of a [`conv2d`] (square kernel; size from the weight).

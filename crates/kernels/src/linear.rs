@@ -46,8 +46,7 @@ impl CustomOp3 for LinearAct {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, i, o) = dims(x.dims(), w.dims(), b.dims())?;
         // g = grad ⊙ act'(res): the gradient at the pre-activation.
-        let mut g = grad.flatten_all()?.to_vec1::<f32>()?;
-        with_f32(res, NAME, |y| self.0.backward_inplace(&mut g, y))?;
+        let g = with_f32(grad, NAME, |gr| with_f32(res, NAME, |y| self.0.backward(gr, y)))??;
         let db = b.track_op().then(|| {
             let mut db = vec![0f32; o];
             for row in g.chunks_exact(o) {
@@ -55,22 +54,34 @@ impl CustomOp3 for LinearAct {
             }
             db
         });
-        let dw = if w.track_op() {
-            // dW = gᵀ x : [o, n] · [n, i]
-            let mut dw = vec![0f32; o * i];
-            with_f32(x, NAME, |x| sgemm(o, i, n, &g, true, x, false, &mut dw, false, true))?;
-            Some(tensor(dw, (o, i))?)
-        } else {
-            None
-        };
-        // The input's gradient only when something upstream needs it (not for the data).
-        let dx = if x.track_op() {
-            let mut dx = vec![0f32; n * i];
-            with_f32(w, NAME, |w| sgemm(n, i, o, &g, false, w, false, &mut dx, false, true))?;
-            Some(tensor(dx, (n, i))?)
-        } else {
-            None
-        };
+        // dW = gᵀ x : [o, n] · [n, i], and dx = g W : [n, o] · [o, i] only when something
+        // upstream needs it (not for the data). With both wanted, each runs on its own
+        // thread (one single-threaded gemm each, no split and no duplicated packing);
+        // alone, a product is split over the pool.
+        let (need_dw, need_dx) = (w.track_op(), x.track_op());
+        let (mut dw, mut dx) = (Vec::new(), Vec::new());
+        with_f32(x, NAME, |xv| {
+            with_f32(w, NAME, |wv| {
+                let grad_w = |dw: &mut Vec<f32>, par: bool| {
+                    dw.resize(o * i, 0.0);
+                    sgemm(o, i, n, &g, true, xv, false, dw, false, par);
+                };
+                let grad_x = |dx: &mut Vec<f32>, par: bool| {
+                    dx.resize(n * i, 0.0);
+                    sgemm(n, i, o, &g, false, wv, false, dx, false, par);
+                };
+                match (need_dw, need_dx) {
+                    (true, true) => {
+                        rayon::join(|| grad_w(&mut dw, false), || grad_x(&mut dx, false));
+                    }
+                    (true, false) => grad_w(&mut dw, true),
+                    (false, true) => grad_x(&mut dx, true),
+                    (false, false) => {}
+                }
+            })
+        })??;
+        let dw = if need_dw { Some(tensor(dw, (o, i))?) } else { None };
+        let dx = if need_dx { Some(tensor(dx, (n, i))?) } else { None };
         Ok((dx, dw, db.map(|v| tensor(v, o)).transpose()?))
     }
 }
