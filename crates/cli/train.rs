@@ -35,12 +35,6 @@ pub fn set_threads(threads: usize) -> usize {
     // which is after this point: the config is resolved before any tensor work.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     std::env::set_var("POLARS_MAX_THREADS", threads.to_string());
-    // candle's own pool for elementwise ops spins 25,000 rounds after each op before it
-    // parks; with one thread per core that spinning takes the core from the gemm and
-    // convolution kernels running on rayon's pool (18% of a dense epoch's CPU time).
-    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
-        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0");
-    }
     threads
 }
 

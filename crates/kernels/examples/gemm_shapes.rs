@@ -38,7 +38,7 @@ fn main() {
         }
         println!(
             "parallel={parallel} ({} threads): one batch's products {:.2} ms, {:.1} GFLOP/s; x235 = {:.2} s/epoch",
-            rayon::current_num_threads(),
+            candle_core::utils::barrier_pool().n_workers() + 1,
             total_secs * 1e3,
             total_flops / total_secs / 1e9,
             total_secs * 235.0

@@ -1,7 +1,7 @@
 //! Activations fused into the layer kernels. Each one's derivative is a function of its
 //! output, so the backward pass needs only the layer's result, not its pre-activation.
 
-use rayon::prelude::*;
+use crate::par;
 
 /// Below this many elements an elementwise pass runs on the calling thread.
 const PARALLEL_ELEMS: usize = 1 << 16;
@@ -43,12 +43,13 @@ fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
-/// Runs `f` over `xs` in parallel chunks when it is large, with the CPU's widest SIMD
+/// Runs `f` over `xs` in parallel chunks when it is large (at the top level of a kernel:
+/// loops do not nest), with the CPU's widest SIMD
 /// enabled for the loop body (pulp picks AVX-512, AVX2 or SSE at run time).
 fn par_map(xs: &mut [f32], f: impl Fn(&mut [f32]) + Sync) {
     let simd = |c: &mut [f32]| pulp::Arch::new().dispatch(|| f(c));
     if xs.len() >= PARALLEL_ELEMS {
-        xs.par_chunks_mut(CHUNK).for_each(simd);
+        par::chunks_mut(xs, CHUNK, |_, c| simd(c));
     } else {
         simd(xs);
     }
@@ -77,11 +78,17 @@ impl Act {
     pub fn backward(self, grad: &[f32], ys: &[f32]) -> Vec<f32> {
         assert_eq!(grad.len(), ys.len(), "activation backward: gradient and output differ in size");
         let map = |f: fn(f32, f32) -> f32| -> Vec<f32> {
+            let run = |g: &[f32], y: &[f32]| -> Vec<f32> {
+                pulp::Arch::new().dispatch(|| g.iter().zip(y).map(|(&g, &y)| f(g, y)).collect())
+            };
             if grad.len() >= PARALLEL_ELEMS {
-                // An indexed parallel collect writes straight into the result.
-                grad.par_iter().zip(ys).with_min_len(CHUNK).map(|(&g, &y)| f(g, y)).collect()
+                let parts = par::map(grad.len().div_ceil(CHUNK), |i| {
+                    let r = i * CHUNK..((i + 1) * CHUNK).min(grad.len());
+                    run(&grad[r.clone()], &ys[r])
+                });
+                parts.concat()
             } else {
-                pulp::Arch::new().dispatch(|| grad.iter().zip(ys).map(|(&g, &y)| f(g, y)).collect())
+                run(grad, ys)
             }
         };
         match self {

@@ -1,7 +1,8 @@
 //! A safe, bounds-checked front to `gemm` for row-major `f32` matrices.
 
 use gemm::Parallelism;
-use rayon::prelude::*;
+
+use crate::par;
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_FLOPS: usize = 1 << 17;
@@ -11,9 +12,8 @@ const MIN_ROWS: usize = 16;
 /// `c = a · b` (or `c += a · b` with `accumulate`), all row-major: `c` is `m × n`, `a` is
 /// `m × k` stored as is (`ta = false`) or as its transpose `k × m` (`ta = true`), `b` is
 /// `k × n` stored as is or as its transpose `n × k` (`tb = true`). With `parallel`, large
-/// products are split by rows of `c` over rayon's pool, one single-threaded gemm per
-/// thread (gemm's own threading scales poorly at these sizes: measured 1.3× on 2 cores,
-/// against 2× for the split).
+/// products are split by rows of `c` over the pool, one single-threaded gemm per
+/// thread (gemm's own rayon threading scales poorly at these sizes: 1.3× on 2 cores).
 ///
 /// # Panics
 /// When a slice is shorter than its matrix (a bug in the caller, not bad input).
@@ -45,14 +45,14 @@ pub fn sgemm(
     // Element (i, p) of `a` is at i·a_rs + p·a_cs; (p, j) of `b` at p·b_rs + j·b_cs.
     let (a_rs, a_cs) = if ta { (1, m) } else { (k, 1) };
     let (b_rs, b_cs) = if tb { (1, k) } else { (n, 1) };
-    let threads = rayon::current_num_threads();
+    let threads = par::threads();
     let parts = if parallel && m * n * k >= PARALLEL_FLOPS { threads.min(m / MIN_ROWS) } else { 1 };
     if parts <= 1 {
         raw(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, &mut c[..m * n], accumulate);
         return;
     }
     let rows = m.div_ceil(parts).next_multiple_of(8);
-    c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(t, c)| {
+    par::chunks_mut(&mut c[..m * n], rows * n, |t, c| {
         let i0 = t * rows;
         let mt = c.len() / n;
         raw(mt, n, k, &a[i0 * a_rs..], a_rs, a_cs, b, b_rs, b_cs, c, accumulate);

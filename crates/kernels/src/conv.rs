@@ -2,17 +2,17 @@
 //! fused) as im2col/col2im + gemm, parallel over groups of samples.
 //!
 //! A group of `S` samples is unfolded into one column matrix `[c·k·k, S·h·w]`, so each
-//! gemm is wide enough to run near the machine's peak; groups run on rayon's pool, each
+//! gemm is wide enough to run near the machine's peak; groups run on the pool, each
 //! with a single-threaded gemm. The backward pass recomputes the columns instead of
 //! keeping them, sums the weight gradient over groups, and computes the input's gradient
 //! only when the input needs one.
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::act::Act;
 use crate::blas::sgemm;
 use crate::cpu::{slice, tensor, with_f32};
+use crate::par;
 
 /// Columns per group the grouping aims at (wide enough for gemm's kernels, small enough
 /// that a group's buffers stay in cache).
@@ -149,7 +149,7 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
 /// Samples per group for `hw` columns per sample and `n` samples: about
 /// [`TARGET_COLUMNS`] columns, but at least as many groups as threads.
 fn group_size(n: usize, hw: usize) -> usize {
-    let threads = rayon::current_num_threads().max(1);
+    let threads = par::threads();
     (TARGET_COLUMNS / hw.max(1)).clamp(1, n.div_ceil(threads).max(1))
 }
 
@@ -190,6 +190,15 @@ fn bias_grad(g: &[f32], c: usize, hw: usize) -> Vec<f32> {
         db[i % c] += plane.iter().sum::<f32>();
     }
     db
+}
+
+/// `size`-element pieces of `buf`, one lock each (piece `i` belongs to group `i` alone).
+fn par_slots(buf: &mut [f32], size: usize) -> Vec<std::sync::Mutex<&mut [f32]>> {
+    buf.chunks_mut(size).map(std::sync::Mutex::new).collect()
+}
+
+fn lock<'a, 'b>(m: &'a std::sync::Mutex<&'b mut [f32]>) -> std::sync::MutexGuard<'a, &'b mut [f32]> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Sums per-group partial weight gradients.
@@ -265,7 +274,7 @@ impl CustomOp3 for Conv2dOp {
         let (ckk, hw, g) = (c * k * k, oh * ow, self.geom(k));
         let gs = group_size(n, hw);
         let mut out = vec![0f32; n * o * hw];
-        out.par_chunks_mut(gs * o * hw).enumerate().for_each(|(gi, yg)| {
+        par::chunks_mut(&mut out, gs * o * hw, |gi, yg| {
             let s = yg.len() / (o * hw);
             let ld = s * hw;
             with_scratch(ckk * ld, o * ld, |col, tmp| {
@@ -277,8 +286,9 @@ impl CustomOp3 for Conv2dOp {
                 scatter(tmp, s, o, hw, yg);
             });
             add_bias(yg, b, hw);
-            self.0.act.forward_inplace(yg);
         });
+        // After the loop: parallel loops do not nest.
+        self.0.act.forward_inplace(&mut out);
         Ok((CpuStorage::F32(out), Shape::from((n, o, oh, ow))))
     }
 
@@ -322,14 +332,13 @@ impl CustomOp3 for Conv2dOp {
                     });
                     dw
                 };
+                let gsz = gs * o * hw;
+                let gchunk = |gi: usize| &g[gi * gsz..((gi + 1) * gsz).min(g.len())];
                 let parts: Vec<Vec<f32>> = if need_dx {
-                    g.par_chunks(gs * o * hw)
-                        .zip(dx.par_chunks_mut(gs * c * h * wd))
-                        .enumerate()
-                        .map(|(gi, (gg, dxg))| work(gi, gg, Some(dxg)))
-                        .collect()
+                    let slots = par_slots(&mut dx, gs * c * h * wd);
+                    par::map(slots.len(), |gi| work(gi, gchunk(gi), Some(&mut lock(&slots[gi]))))
                 } else {
-                    g.par_chunks(gs * o * hw).enumerate().map(|(gi, gg)| work(gi, gg, None)).collect()
+                    par::map(g.len().div_ceil(gsz), |gi| work(gi, gchunk(gi), None))
                 };
                 sum_partials(parts, o * ckk)
             })
@@ -407,7 +416,7 @@ impl CustomOp3 for ConvT2dOp {
         let (cokk, hw, ohw, geom) = (co * k * k, h * wd, oh * ow, self.geom(k));
         let gs = group_size(n, hw);
         let mut out = vec![0f32; n * co * ohw];
-        out.par_chunks_mut(gs * co * ohw).enumerate().for_each(|(gi, yg)| {
+        par::chunks_mut(&mut out, gs * co * ohw, |gi, yg| {
             let s = yg.len() / (co * ohw);
             let ld = s * hw;
             with_scratch(ci * ld, cokk * ld, |xt, col| {
@@ -419,8 +428,8 @@ impl CustomOp3 for ConvT2dOp {
                 }
             });
             add_bias(yg, b, ohw);
-            self.0.act.forward_inplace(yg);
         });
+        self.0.act.forward_inplace(&mut out);
         Ok((CpuStorage::F32(out), Shape::from((n, co, oh, ow))))
     }
 
@@ -461,14 +470,13 @@ impl CustomOp3 for ConvT2dOp {
                     });
                     dw
                 };
+                let gsz = gs * co * ohw;
+                let gchunk = |gi: usize| &g[gi * gsz..((gi + 1) * gsz).min(g.len())];
                 let parts: Vec<Vec<f32>> = if need_dx {
-                    g.par_chunks(gs * co * ohw)
-                        .zip(dx.par_chunks_mut(gs * ci * hw))
-                        .enumerate()
-                        .map(|(gi, (gg, dxg))| work(gi, gg, Some(dxg)))
-                        .collect()
+                    let slots = par_slots(&mut dx, gs * ci * hw);
+                    par::map(slots.len(), |gi| work(gi, gchunk(gi), Some(&mut lock(&slots[gi]))))
                 } else {
-                    g.par_chunks(gs * co * ohw).enumerate().map(|(gi, gg)| work(gi, gg, None)).collect()
+                    par::map(g.len().div_ceil(gsz), |gi| work(gi, gchunk(gi), None))
                 };
                 sum_partials(parts, ci * cokk)
             })

@@ -28,6 +28,7 @@ mod cpu;
 mod linear;
 mod loss;
 mod optim;
+mod par;
 
 pub use act::Act;
 pub use blas::sgemm;

@@ -5,6 +5,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use crate::act::Act;
 use crate::blas::sgemm;
 use crate::cpu::{slice, tensor, with_f32};
+use crate::par;
 
 const NAME: &str = "linear";
 
@@ -59,24 +60,27 @@ impl CustomOp3 for LinearAct {
         // thread (one single-threaded gemm each, no split and no duplicated packing);
         // alone, a product is split over the pool.
         let (need_dw, need_dx) = (w.track_op(), x.track_op());
-        let (mut dw, mut dx) = (Vec::new(), Vec::new());
-        with_f32(x, NAME, |xv| {
+        let (dw, dx) = with_f32(x, NAME, |xv| {
             with_f32(w, NAME, |wv| {
-                let grad_w = |dw: &mut Vec<f32>, par: bool| {
-                    dw.resize(o * i, 0.0);
-                    sgemm(o, i, n, &g, true, xv, false, dw, false, par);
+                let grad_w = |par: bool| {
+                    let mut dw = vec![0f32; o * i];
+                    sgemm(o, i, n, &g, true, xv, false, &mut dw, false, par);
+                    dw
                 };
-                let grad_x = |dx: &mut Vec<f32>, par: bool| {
-                    dx.resize(n * i, 0.0);
-                    sgemm(n, i, o, &g, false, wv, false, dx, false, par);
+                let grad_x = |par: bool| {
+                    let mut dx = vec![0f32; n * i];
+                    sgemm(n, i, o, &g, false, wv, false, &mut dx, false, par);
+                    dx
                 };
                 match (need_dw, need_dx) {
                     (true, true) => {
-                        rayon::join(|| grad_w(&mut dw, false), || grad_x(&mut dx, false));
+                        let mut both = par::map(2, |t| if t == 0 { grad_w(false) } else { grad_x(false) });
+                        let dx = both.pop().unwrap_or_default();
+                        (both.pop().unwrap_or_default(), dx)
                     }
-                    (true, false) => grad_w(&mut dw, true),
-                    (false, true) => grad_x(&mut dx, true),
-                    (false, false) => {}
+                    (true, false) => (grad_w(true), Vec::new()),
+                    (false, true) => (Vec::new(), grad_x(true)),
+                    (false, false) => (Vec::new(), Vec::new()),
                 }
             })
         })??;

@@ -4,10 +4,9 @@
 
 use std::cell::RefCell;
 
-use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Result};
-use rayon::prelude::*;
-
 use crate::cpu::slice;
+use crate::par;
+use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Result};
 
 /// Parameters at least this large are updated by several threads.
 const PARALLEL_ELEMS: usize = 1 << 15;
@@ -104,10 +103,11 @@ impl InplaceOp2 for AdamStep<'_> {
         }
         let c = self.coef();
         if p.len() >= PARALLEL_ELEMS {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-                .for_each(|((p, g), (m, v))| c.apply(p, g, m, v));
+            let (m, v) = (par_slots(&mut m), par_slots(&mut v));
+            par::chunks_mut(p, CHUNK, |i, p| {
+                let g = &g[i * CHUNK..i * CHUNK + p.len()];
+                c.apply(p, g, &mut lock(&m[i]), &mut lock(&v[i]));
+            });
         } else {
             c.apply(p, g, &mut m, &mut v);
         }
@@ -164,15 +164,23 @@ impl InplaceOp2 for SgdStep<'_> {
         }
         let c = SgdCoef(self.lr, self.momentum, self.weight_decay, self.scale, self.first);
         if p.len() >= PARALLEL_ELEMS {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(buf.par_chunks_mut(CHUNK))
-                .for_each(|((p, g), b)| c.apply(p, g, b));
+            let b = par_slots(&mut buf);
+            par::chunks_mut(p, CHUNK, |i, p| c.apply(p, &g[i * CHUNK..i * CHUNK + p.len()], &mut lock(&b[i])));
         } else {
             c.apply(p, g, &mut buf);
         }
         Ok(())
     }
+}
+
+/// `CHUNK`-element pieces of a moment buffer, one lock each (uncontended: chunk `i` of
+/// the parameter is the only user of piece `i`).
+fn par_slots(buf: &mut [f32]) -> Vec<std::sync::Mutex<&mut [f32]>> {
+    buf.chunks_mut(CHUNK).map(std::sync::Mutex::new).collect()
+}
+
+fn lock<'a, 'b>(m: &'a std::sync::Mutex<&'b mut [f32]>) -> std::sync::MutexGuard<'a, &'b mut [f32]> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn param<'a>(s: &'a mut CpuStorage, l: &Layout, n: usize, op: &str) -> Result<&'a mut [f32]> {
