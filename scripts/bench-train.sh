@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: training throughput (samples/s) and seconds per epoch of the dense and conv
 # defaults on Fashion-MNIST, release build. Usage: scripts/bench-train.sh [EPOCHS]
-# Reference on the 2-core dev machine: PyTorch dense ~2.5 s/epoch, conv ~6.8 s/epoch.
+# For the side-by-side comparison with PyTorch see scripts/bench-vs-pytorch.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs="${1:-1}"
