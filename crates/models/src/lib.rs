@@ -5,7 +5,8 @@
 //! training only). Each kind has a serde config and `new(cfg, vb)`; [`build()`] makes any
 //! kind from the `[model]` section ([`ModelConfig`]). `vb.pp(..)` names are the checkpoint
 //! format. [`seeded_var_builder`] makes initialisation reproducible. No I/O, no config
-//! files, no other workspace crate.
+//! files; the only workspace crate below it is `bottleneck-kernels` (the CPU kernels the
+//! layers run on, a leaf that depends on candle alone).
 
 pub mod build;
 pub mod config;
