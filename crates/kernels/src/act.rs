@@ -43,29 +43,30 @@ fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
-/// Runs `f` over `xs` in parallel chunks when it is large (at the top level of a kernel:
-/// loops do not nest), with the CPU's widest SIMD
-/// enabled for the loop body (pulp picks AVX-512, AVX2 or SSE at run time).
-fn par_map(xs: &mut [f32], f: impl Fn(&mut [f32]) + Sync) {
-    let simd = |c: &mut [f32]| pulp::Arch::new().dispatch(|| f(c));
-    if xs.len() >= PARALLEL_ELEMS {
-        par::chunks_mut(xs, CHUNK, |_, c| simd(c));
-    } else {
-        simd(xs);
-    }
-}
-
 impl Act {
-    /// Applies the activation to `ys` in place.
+    /// Applies the activation to `ys` in place, in parallel chunks when `ys` is large.
+    /// Call at the top level of a kernel (parallel loops do not nest); inside a task use
+    /// [`Act::forward_serial`].
     pub fn forward_inplace(self, ys: &mut [f32]) {
+        if self == Self::Identity {
+            return;
+        }
+        if ys.len() >= PARALLEL_ELEMS {
+            par::chunks_mut(ys, CHUNK, |_, c| self.forward_serial(c));
+        } else {
+            self.forward_serial(ys);
+        }
+    }
+
+    /// Applies the activation to `ys` in place on the calling thread, with the CPU's widest
+    /// SIMD enabled for the loop (pulp picks AVX-512, AVX2 or SSE at run time).
+    pub fn forward_serial(self, ys: &mut [f32]) {
         match self {
             Self::Identity => {}
-            Self::Relu => par_map(ys, |c| c.iter_mut().for_each(|y| *y = y.max(0.0))),
-            Self::LeakyRelu => {
-                par_map(ys, |c| c.iter_mut().for_each(|y| *y = if *y > 0.0 { *y } else { *y * LEAKY_SLOPE }));
-            }
-            Self::Sigmoid => par_map(ys, |c| c.iter_mut().for_each(|y| *y = 1.0 / (1.0 + exp(-*y)))),
-            Self::Tanh => par_map(ys, |c| c.iter_mut().for_each(|y| *y = y.tanh())),
+            Self::Relu => map_inplace(ys, |y| y.max(0.0)),
+            Self::LeakyRelu => map_inplace(ys, |y| if y > 0.0 { y } else { y * LEAKY_SLOPE }),
+            Self::Sigmoid => map_inplace(ys, |y| 1.0 / (1.0 + exp(-y))),
+            Self::Tanh => map_inplace(ys, f32::tanh),
         }
     }
 
@@ -77,27 +78,35 @@ impl Act {
     #[must_use]
     pub fn backward(self, grad: &[f32], ys: &[f32]) -> Vec<f32> {
         assert_eq!(grad.len(), ys.len(), "activation backward: gradient and output differ in size");
-        let map = |f: fn(f32, f32) -> f32| -> Vec<f32> {
-            let run = |g: &[f32], y: &[f32]| -> Vec<f32> {
-                pulp::Arch::new().dispatch(|| g.iter().zip(y).map(|(&g, &y)| f(g, y)).collect())
-            };
-            if grad.len() >= PARALLEL_ELEMS {
-                let parts = par::map(grad.len().div_ceil(CHUNK), |i| {
-                    let r = i * CHUNK..((i + 1) * CHUNK).min(grad.len());
-                    run(&grad[r.clone()], &ys[r])
-                });
-                parts.concat()
-            } else {
-                run(grad, ys)
-            }
-        };
         match self {
             Self::Identity => grad.to_vec(),
-            Self::Relu => map(|g, y| if y > 0.0 { g } else { 0.0 }),
-            Self::LeakyRelu => map(|g, y| if y > 0.0 { g } else { g * LEAKY_SLOPE }),
-            Self::Sigmoid => map(|g, y| g * y * (1.0 - y)),
-            Self::Tanh => map(|g, y| g * (1.0 - y * y)),
+            Self::Relu => map2(grad, ys, |g, y| if y > 0.0 { g } else { 0.0 }),
+            Self::LeakyRelu => map2(grad, ys, |g, y| if y > 0.0 { g } else { g * LEAKY_SLOPE }),
+            Self::Sigmoid => map2(grad, ys, |g, y| g * y * (1.0 - y)),
+            Self::Tanh => map2(grad, ys, |g, y| g * (1.0 - y * y)),
         }
+    }
+}
+
+/// `y = f(y)` over `ys` on this thread, with the CPU's widest SIMD enabled. Generic, so
+/// each activation gets its own inlined, vectorised loop.
+fn map_inplace(ys: &mut [f32], f: impl Fn(f32) -> f32) {
+    pulp::Arch::new().dispatch(|| ys.iter_mut().for_each(|y| *y = f(*y)));
+}
+
+/// `f(g, y)` over `grad` and `ys` into a new buffer, in parallel chunks when large.
+fn map2(grad: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let run = |g: &[f32], y: &[f32]| -> Vec<f32> {
+        pulp::Arch::new().dispatch(|| g.iter().zip(y).map(|(&g, &y)| f(g, y)).collect())
+    };
+    if grad.len() >= PARALLEL_ELEMS {
+        let parts = par::map(grad.len().div_ceil(CHUNK), |i| {
+            let r = i * CHUNK..((i + 1) * CHUNK).min(grad.len());
+            run(&grad[r.clone()], &ys[r])
+        });
+        parts.concat()
+    } else {
+        run(grad, ys)
     }
 }
 

@@ -192,13 +192,24 @@ fn bias_grad(g: &[f32], c: usize, hw: usize) -> Vec<f32> {
     db
 }
 
-/// `size`-element pieces of `buf`, one lock each (piece `i` belongs to group `i` alone).
-fn par_slots(buf: &mut [f32], size: usize) -> Vec<std::sync::Mutex<&mut [f32]>> {
-    buf.chunks_mut(size).map(std::sync::Mutex::new).collect()
-}
-
-fn lock<'a, 'b>(m: &'a std::sync::Mutex<&'b mut [f32]>) -> std::sync::MutexGuard<'a, &'b mut [f32]> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Runs `work(group, its slice of g, its slice of dx)` for every group of `g` (pieces of
+/// `g_size` elements) in parallel and returns the groups' weight-gradient parts in order;
+/// `dx`, when the input needs a gradient, is split into one `dx_size` piece per group.
+fn per_group(
+    g: &[f32],
+    g_size: usize,
+    dx: Option<(&mut [f32], usize)>,
+    work: impl Fn(usize, &[f32], Option<&mut [f32]>) -> Vec<f32> + Sync,
+) -> Vec<Vec<f32>> {
+    let chunk = |gi: usize| &g[gi * g_size..((gi + 1) * g_size).min(g.len())];
+    let groups = g.len().div_ceil(g_size.max(1));
+    match dx {
+        Some((dx, dx_size)) => {
+            let pieces = par::slots(dx, dx_size);
+            par::map(groups, |gi| work(gi, chunk(gi), Some(&mut par::lock(&pieces[gi]))))
+        }
+        None => par::map(groups, |gi| work(gi, chunk(gi), None)),
+    }
 }
 
 /// Sums per-group partial weight gradients.
@@ -286,9 +297,8 @@ impl CustomOp3 for Conv2dOp {
                 scatter(tmp, s, o, hw, yg);
             });
             add_bias(yg, b, hw);
+            self.0.act.forward_serial(yg);
         });
-        // After the loop: parallel loops do not nest.
-        self.0.act.forward_inplace(&mut out);
         Ok((CpuStorage::F32(out), Shape::from((n, o, oh, ow))))
     }
 
@@ -332,15 +342,8 @@ impl CustomOp3 for Conv2dOp {
                     });
                     dw
                 };
-                let gsz = gs * o * hw;
-                let gchunk = |gi: usize| &g[gi * gsz..((gi + 1) * gsz).min(g.len())];
-                let parts: Vec<Vec<f32>> = if need_dx {
-                    let slots = par_slots(&mut dx, gs * c * h * wd);
-                    par::map(slots.len(), |gi| work(gi, gchunk(gi), Some(&mut lock(&slots[gi]))))
-                } else {
-                    par::map(g.len().div_ceil(gsz), |gi| work(gi, gchunk(gi), None))
-                };
-                sum_partials(parts, o * ckk)
+                let dxs = need_dx.then_some((&mut dx[..], gs * c * h * wd));
+                sum_partials(per_group(&g, gs * o * hw, dxs, work), o * ckk)
             })
         })??;
         let dx = if need_dx { Some(tensor(dx, (n, c, h, wd))?) } else { None };
@@ -428,8 +431,8 @@ impl CustomOp3 for ConvT2dOp {
                 }
             });
             add_bias(yg, b, ohw);
+            self.0.act.forward_serial(yg);
         });
-        self.0.act.forward_inplace(&mut out);
         Ok((CpuStorage::F32(out), Shape::from((n, co, oh, ow))))
     }
 
@@ -470,15 +473,8 @@ impl CustomOp3 for ConvT2dOp {
                     });
                     dw
                 };
-                let gsz = gs * co * ohw;
-                let gchunk = |gi: usize| &g[gi * gsz..((gi + 1) * gsz).min(g.len())];
-                let parts: Vec<Vec<f32>> = if need_dx {
-                    let slots = par_slots(&mut dx, gs * ci * hw);
-                    par::map(slots.len(), |gi| work(gi, gchunk(gi), Some(&mut lock(&slots[gi]))))
-                } else {
-                    par::map(g.len().div_ceil(gsz), |gi| work(gi, gchunk(gi), None))
-                };
-                sum_partials(parts, ci * cokk)
+                let dxs = need_dx.then_some((&mut dx[..], gs * ci * hw));
+                sum_partials(per_group(&g, gs * co * ohw, dxs, work), ci * cokk)
             })
         })??;
         let dx = if need_dx { Some(tensor(dx, (n, ci, h, wd))?) } else { None };

@@ -103,10 +103,10 @@ impl InplaceOp2 for AdamStep<'_> {
         }
         let c = self.coef();
         if p.len() >= PARALLEL_ELEMS {
-            let (m, v) = (par_slots(&mut m), par_slots(&mut v));
+            let (m, v) = (par::slots(&mut m, CHUNK), par::slots(&mut v, CHUNK));
             par::chunks_mut(p, CHUNK, |i, p| {
                 let g = &g[i * CHUNK..i * CHUNK + p.len()];
-                c.apply(p, g, &mut lock(&m[i]), &mut lock(&v[i]));
+                c.apply(p, g, &mut par::lock(&m[i]), &mut par::lock(&v[i]));
             });
         } else {
             c.apply(p, g, &mut m, &mut v);
@@ -164,23 +164,13 @@ impl InplaceOp2 for SgdStep<'_> {
         }
         let c = SgdCoef(self.lr, self.momentum, self.weight_decay, self.scale, self.first);
         if p.len() >= PARALLEL_ELEMS {
-            let b = par_slots(&mut buf);
-            par::chunks_mut(p, CHUNK, |i, p| c.apply(p, &g[i * CHUNK..i * CHUNK + p.len()], &mut lock(&b[i])));
+            let b = par::slots(&mut buf, CHUNK);
+            par::chunks_mut(p, CHUNK, |i, p| c.apply(p, &g[i * CHUNK..i * CHUNK + p.len()], &mut par::lock(&b[i])));
         } else {
             c.apply(p, g, &mut buf);
         }
         Ok(())
     }
-}
-
-/// `CHUNK`-element pieces of a moment buffer, one lock each (uncontended: chunk `i` of
-/// the parameter is the only user of piece `i`).
-fn par_slots(buf: &mut [f32]) -> Vec<std::sync::Mutex<&mut [f32]>> {
-    buf.chunks_mut(CHUNK).map(std::sync::Mutex::new).collect()
-}
-
-fn lock<'a, 'b>(m: &'a std::sync::Mutex<&'b mut [f32]>) -> std::sync::MutexGuard<'a, &'b mut [f32]> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn param<'a>(s: &'a mut CpuStorage, l: &Layout, n: usize, op: &str) -> Result<&'a mut [f32]> {

@@ -7,7 +7,7 @@
 //! Calls must not nest (a task must not start another parallel loop): the pool runs one
 //! loop at a time. Every kernel calls these at its top level only.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use candle_core::utils::barrier_pool;
 
@@ -26,10 +26,22 @@ pub(crate) fn for_each(n: usize, f: impl Fn(usize) + Sync) {
     barrier_pool().execute_chunked(n, |range| range.for_each(&f));
 }
 
+/// `size`-element pieces of `buf`, one lock each, for loops in which task `i` alone uses
+/// piece `i` (so the locks are never contended; they only hand the pieces over).
+pub(crate) fn slots<T>(buf: &mut [T], size: usize) -> Vec<Mutex<&mut [T]>> {
+    buf.chunks_mut(size.max(1)).map(Mutex::new).collect()
+}
+
+/// Locks a piece from [`slots`] (a panicked task's piece stays usable: the panic itself
+/// reaches the caller through the pool).
+pub(crate) fn lock<'a, 'b, T>(m: &'a Mutex<&'b mut [T]>) -> MutexGuard<'a, &'b mut [T]> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Runs `f(i, chunk)` for the `size`-element chunks of `data` in parallel.
 pub(crate) fn chunks_mut<T: Send>(data: &mut [T], size: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let slots: Vec<Mutex<&mut [T]>> = data.chunks_mut(size.max(1)).map(Mutex::new).collect();
-    for_each(slots.len(), |i| f(i, &mut slots[i].lock().unwrap_or_else(PoisonError::into_inner)));
+    let pieces = slots(data, size);
+    for_each(pieces.len(), |i| f(i, &mut lock(&pieces[i])));
 }
 
 /// `f(0), …, f(n - 1)` computed in parallel, in order.
