@@ -19,7 +19,8 @@ pub struct Driver {
     session: String,
 }
 
-fn http(method: &str, url: &str, body: Option<&Value>) -> Value {
+/// One request to chromedriver; the JSON reply, or what went wrong.
+fn try_http(method: &str, url: &str, body: Option<&Value>) -> Result<Value, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(60)))
         .http_status_as_error(false)
@@ -30,9 +31,13 @@ fn http(method: &str, url: &str, body: Option<&Value>) -> Value {
         ("DELETE", _) => agent.delete(url).call(),
         _ => agent.get(url).call(),
     }
-    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let text = resp.body_mut().read_to_string().unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {url}: {e}: {text}"))
+    .map_err(|e| format!("{method} {url}: {e}"))?;
+    let text = resp.body_mut().read_to_string().map_err(|e| format!("{method} {url}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{method} {url}: {e}: {text}"))
+}
+
+fn http(method: &str, url: &str, body: Option<&Value>) -> Value {
+    try_http(method, url, body).unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl Driver {
@@ -54,9 +59,10 @@ impl Driver {
         let t0 = Instant::now();
         let mut driver = Self { child, base, session: String::new() };
         loop {
-            let ready = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http("GET", &format!("{}/status", driver.base), None)["value"]["ready"] == json!(true);
-            if ready {
+            // While chromedriver starts it may accept and then reset a connection: not
+            // ready yet, ask again.
+            let status = try_http("GET", &format!("{}/status", driver.base), None);
+            if status.is_ok_and(|v| v["value"]["ready"] == json!(true)) {
                 break;
             }
             assert!(t0.elapsed() < Duration::from_secs(30), "chromedriver did not come up on port {port}");
