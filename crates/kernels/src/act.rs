@@ -1,6 +1,9 @@
 //! Activations fused into the layer kernels. Each one's derivative is a function of its
 //! output, so the backward pass needs only the layer's result, not its pre-activation.
 
+use candle_core::{Result, Tensor};
+
+use crate::cpu::with_f32;
 use crate::par;
 
 /// Below this many elements an elementwise pass runs on the calling thread.
@@ -68,6 +71,13 @@ impl Act {
             Self::Sigmoid => map_inplace(ys, |y| 1.0 / (1.0 + exp(-y))),
             Self::Tanh => map_inplace(ys, f32::tanh),
         }
+    }
+
+    /// The gradient at a layer's pre-activation, `grad ⊙ f'(x)`, from the layer's output
+    /// `res` and the gradient `grad` candle hands its backward pass (`op` names the layer
+    /// in errors).
+    pub(crate) fn backward_at(self, res: &Tensor, grad: &Tensor, op: &str) -> Result<Vec<f32>> {
+        with_f32(grad, op, |g| with_f32(res, op, |y| self.backward(g, y)))?
     }
 
     /// `grad ⊙ f'(x)` as a new buffer, with `f'` taken from the outputs `ys` (one pass:

@@ -222,11 +222,6 @@ fn sum_partials(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     total
 }
 
-/// `grad ⊙ act'(res)` as an owned buffer.
-fn pre_activation_grad(act: Act, res: &Tensor, grad: &Tensor, op: &str) -> Result<Vec<f32>> {
-    with_f32(grad, op, |gr| with_f32(res, op, |y| act.backward(gr, y)))?
-}
-
 /// Stride, padding and activation of a [`conv2d`] (square kernel; size from the weight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2dParams {
@@ -312,7 +307,7 @@ impl CustomOp3 for Conv2dOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, wd, o, k, oh, ow) = self.dims(x.dims(), w.dims(), b.dims())?;
         let (ckk, hw, geom) = (c * k * k, oh * ow, self.geom(k));
-        let g = pre_activation_grad(self.0.act, res, grad, CONV)?;
+        let g = self.0.act.backward_at(res, grad, CONV)?;
         let db = b.track_op().then(|| bias_grad(&g, o, hw));
         let need_dx = x.track_op();
         let gs = group_size(n, hw);
@@ -446,7 +441,7 @@ impl CustomOp3 for ConvT2dOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, ci, h, wd, co, k, oh, ow) = self.dims(x.dims(), w.dims(), b.dims())?;
         let (cokk, hw, ohw, geom) = (co * k * k, h * wd, oh * ow, self.geom(k));
-        let g = pre_activation_grad(self.0.act, res, grad, CONVT)?;
+        let g = self.0.act.backward_at(res, grad, CONVT)?;
         let db = b.track_op().then(|| bias_grad(&g, co, ohw));
         let need_dx = x.track_op();
         let gs = group_size(n, hw);

@@ -47,7 +47,7 @@ impl CustomOp3 for LinearAct {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, i, o) = dims(x.dims(), w.dims(), b.dims())?;
         // g = grad ⊙ act'(res): the gradient at the pre-activation.
-        let g = with_f32(grad, NAME, |gr| with_f32(res, NAME, |y| self.0.backward(gr, y)))??;
+        let g = self.0.backward_at(res, grad, NAME)?;
         let db = b.track_op().then(|| {
             let mut db = vec![0f32; o];
             for row in g.chunks_exact(o.max(1)) {
