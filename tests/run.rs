@@ -31,7 +31,7 @@ pub fn text(b: &[u8]) -> String {
 }
 
 /// The only run directory under `cwd/runs/<name>/`.
-fn run_dirs(cwd: &Path, name: &str) -> Vec<PathBuf> {
+pub fn run_dirs(cwd: &Path, name: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(cwd.join("runs").join(name))
         .map(|rd| rd.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
@@ -39,7 +39,7 @@ fn run_dirs(cwd: &Path, name: &str) -> Vec<PathBuf> {
     v
 }
 
-fn manifest(dir: &Path) -> serde_json::Value {
+pub fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
 
@@ -85,8 +85,11 @@ fn a_debug_run_writes_a_complete_run_directory() {
     assert!(cfg.contains("latent_dim = 8") && cfg.contains("max_batches = 5"), "{cfg}");
     // metrics.csv: one row for the one epoch.
     let csv = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), "epoch,train_loss,val_loss,lr");
+    // One term, `recon`, for a plain autoencoder: its columns repeat the totals.
+    assert_eq!(csv.lines().next().unwrap(), "epoch,train_loss,val_loss,lr,train_recon,val_recon");
     assert_eq!(csv.lines().count(), 2, "{csv}");
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[1], row[2]), (row[4], row[5]), "{csv}");
     // latents.parquet: 10000 test rows, a label column and 8 latent columns.
     let df = ParquetReader::new(std::fs::File::open(d.join("latents.parquet")).unwrap()).finish().unwrap();
     assert_eq!(df.height(), 10_000);
@@ -116,17 +119,22 @@ fn same_seed_same_metrics() {
     assert_eq!(manifest(&dirs[0])["metrics"]["test_mse"], manifest(&dirs[1])["metrics"]["test_mse"]);
 }
 
-/// Starts a 3-epoch run and signals it once its first epoch is on disk.
+/// Starts a 3-epoch run of `fashion-dense` and signals it once its first epoch is on disk.
 fn start_and_signal(cwd: &Path, signal: &str, extra: &[&str]) -> (Child, PathBuf) {
+    start_and_signal_exp(cwd, "fashion-dense", signal, extra)
+}
+
+/// Starts a 3-epoch run of experiment `name` and signals it once its first epoch is on disk.
+pub fn start_and_signal_exp(cwd: &Path, name: &str, signal: &str, extra: &[&str]) -> (Child, PathBuf) {
     let mut args = vec!["run", "--quiet"];
-    let e = experiment("fashion-dense");
+    let e = experiment(name);
     args.push(&e);
     args.extend(["train=debug", "train.epochs=3", "train.max_batches=60"]);
     args.extend(extra);
     let mut child = cmd(cwd, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let t0 = Instant::now();
     let dir = loop {
-        if let Some(d) = run_dirs(cwd, "fashion-dense").pop() {
+        if let Some(d) = run_dirs(cwd, name).pop() {
             if d.join("metrics.csv").is_file() {
                 break d;
             }

@@ -5,5 +5,6 @@ mod common;
 
 mod browser;
 mod data;
+mod kinds;
 mod run;
 mod sweep;

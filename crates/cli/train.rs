@@ -1,5 +1,6 @@
 //! `bottleneck run | resume | config`.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,8 +105,16 @@ impl Observer for Progress {
 
 fn epoch_line(row: &EpochRow, epochs: usize) -> String {
     let val = row.val_loss.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
+    // Each term of a multi-term objective, train (val).
+    let mut terms = String::new();
+    if row.train_terms.len() > 1 {
+        for (n, v) in &row.train_terms {
+            let vv = row.val_terms.iter().find(|t| t.0 == *n).map_or_else(String::new, |t| format!(" ({:.4})", t.1));
+            let _ = write!(terms, " {n} {v:.4}{vv}");
+        }
+    }
     format!(
-        "epoch {}/{epochs}: train_loss {:.6} val_loss {val} lr {:.2e} {:.1} s {:.0} samples/s",
+        "epoch {}/{epochs}: train_loss {:.6} val_loss {val}{terms} lr {:.2e} {:.1} s {:.0} samples/s",
         row.epoch, row.train_loss, row.lr, row.epoch_seconds, row.samples_per_second
     )
 }
@@ -116,10 +125,23 @@ fn finish(dir: &RunDir, outcome: Result<Outcome, bottleneck_train::TrainError>) 
             if early_stopped {
                 tracing::info!("early stopping: validation loss stopped improving");
             }
-            let shown: Vec<String> = ["test_mse", "test_noisy_mse", "test_bce", "test_psnr", "test_sse_per_image"]
-                .iter()
-                .filter_map(|k| metrics.get(*k).map(|v| format!("{k} {v:.6}")))
-                .collect();
+            let shown: Vec<String> = [
+                "test_mse",
+                "test_noisy_mse",
+                "test_bce",
+                "test_psnr",
+                "test_sse_per_image",
+                "test_neg_elbo",
+                "test_is_nll",
+                "test_recon",
+                "test_kl",
+                "test_active_units",
+                "test_sparsity",
+                "test_contractive",
+            ]
+            .iter()
+            .filter_map(|k| metrics.get(*k).map(|v| format!("{k} {v:.6}")))
+            .collect();
             crate::out(&format!("{}\n", shown.join("  ")));
             crate::out(&format!("run dir: {}\n", dir.path.display()));
             // The figures are a view of what the run wrote: a failure to draw them is

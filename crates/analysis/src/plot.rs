@@ -75,68 +75,244 @@ pub fn save(fig: &impl Figure, dir: &Path, stem: &str) -> Result<PathBuf> {
     Ok(png)
 }
 
-/// Loss per epoch: training and (when there is one) validation, log-scale y.
+/// One panel of [`LossCurves`]: a quantity per epoch, training and validation.
+#[derive(Debug, Clone)]
+pub struct LossPanel {
+    /// The quantity (`loss`, `recon`, `kl`, ...).
+    pub name: String,
+    /// The y axis: what it is and its unit.
+    pub unit: String,
+    /// (epoch, training value).
+    pub train: Vec<(usize, f64)>,
+    /// (epoch, validation value).
+    pub val: Vec<(usize, f64)>,
+}
+
+/// Loss per epoch, one panel per quantity (the total, then each term of the objective):
+/// training and (when there is one) validation; log-scale y when every value is > 0.
 #[derive(Debug, Clone)]
 pub struct LossCurves {
     /// Title.
     pub title: String,
-    /// (epoch, train loss, validation loss).
-    pub rows: Vec<(usize, f64, Option<f64>)>,
+    /// The panels, drawn left to right, top to bottom.
+    pub panels: Vec<LossPanel>,
+}
+
+impl LossCurves {
+    fn grid(&self) -> (usize, usize) {
+        let n = self.panels.len().max(1);
+        let cols = if n == 1 { 1 } else { 2 };
+        (n.div_ceil(cols), cols)
+    }
 }
 
 impl Figure for LossCurves {
     fn size(&self) -> (u32, u32) {
-        (720, 440)
+        let (rows, cols) = self.grid();
+        if cols == 1 {
+            (720, 440)
+        } else {
+            (1080, 40 + 360 * rows as u32)
+        }
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         root.fill(&WHITE).map_err(e)?;
-        let values: Vec<f64> =
-            self.rows.iter().flat_map(|r| [Some(r.1), r.2]).flatten().filter(|v| v.is_finite() && *v > 0.0).collect();
-        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = values.iter().copied().fold(0.0, f64::max);
-        let (lo, hi) = if values.is_empty() { (1e-3, 1.0) } else { (lo / 1.2, hi * 1.2) };
-        let last = self.rows.last().map_or(1, |r| r.0).max(2);
+        let (rows, cols) = self.grid();
+        let body = if self.panels.len() > 1 { root.titled(&self.title, (FONT, 20)).map_err(e)? } else { root.clone() };
+        let areas = body.split_evenly((rows, cols));
+        let single = self.panels.len() == 1;
+        for (panel, area) in self.panels.iter().zip(areas.iter()) {
+            let caption = if single { self.title.clone() } else { panel.name.clone() };
+            draw_panel(panel, &caption, area)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_panel<DB: DrawingBackend>(p: &LossPanel, caption: &str, area: &DrawingArea<DB, Shift>) -> DrawResult {
+    let values: Vec<f64> = p.train.iter().chain(&p.val).map(|v| v.1).filter(|v| v.is_finite()).collect();
+    // Log scale only when the values are positive and span more than a decade: inside
+    // one decade a log axis has no labelled ticks.
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let positive = !values.is_empty() && lo > 0.0 && hi / lo > 10.0;
+    let last = p.train.iter().chain(&p.val).map(|r| r.0).max().unwrap_or(1).max(2);
+    let c0 = colour(0);
+    let c1 = colour(1);
+    let mut base = ChartBuilder::on(area);
+    base.caption(caption, (FONT, 18)).margin(12).x_label_area_size(40).y_label_area_size(78);
+    let finite = |pts: &[(usize, f64)]| -> Vec<(f64, f64)> {
+        pts.iter().filter(|r| r.1.is_finite()).map(|r| (r.0 as f64, r.1)).collect()
+    };
+    let (train, val) = (finite(&p.train), finite(&p.val));
+    macro_rules! series {
+        ($chart:expr) => {{
+            let chart = $chart;
+            chart
+                .draw_series(LineSeries::new(train.clone(), c0.stroke_width(2)))
+                .map_err(e)?
+                .label("train")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c0.stroke_width(2)));
+            chart.draw_series(train.iter().map(|p| Circle::new(*p, 3, c0.filled()))).map_err(e)?;
+            if !val.is_empty() {
+                chart
+                    .draw_series(LineSeries::new(val.clone(), c1.stroke_width(2)))
+                    .map_err(e)?
+                    .label("validation")
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c1.stroke_width(2)));
+                chart.draw_series(val.iter().map(|p| TriangleMarker::new(*p, 4, c1.filled()))).map_err(e)?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font((FONT, 14))
+                .draw()
+                .map_err(e)?;
+        }};
+    }
+    if positive {
+        let mut chart = base.build_cartesian_2d(1f64..last as f64, (lo / 1.2..hi * 1.2).log_scale()).map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(format!("{} (log scale)", p.unit))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.4}"))
+            .draw()
+            .map_err(e)?;
+        series!(&mut chart);
+    } else {
+        let (lo, hi) = if values.is_empty() { (0.0, 1.0) } else { (lo, hi) };
+        let pad = ((hi - lo) * 0.1).max(1e-9);
+        let mut chart = base.build_cartesian_2d(1f64..last as f64, (lo - pad)..(hi + pad)).map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(p.unit.as_str())
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.4}"))
+            .draw()
+            .map_err(e)?;
+        series!(&mut chart);
+    }
+    Ok(())
+}
+
+/// One bar per item (e.g. KL per latent unit), with an optional horizontal threshold.
+#[derive(Debug, Clone)]
+pub struct Bars {
+    /// Title.
+    pub title: String,
+    /// What the bars are (`latent unit`).
+    pub x_desc: String,
+    /// Their value and unit.
+    pub y_desc: String,
+    /// One value per bar, labelled by its index.
+    pub values: Vec<f64>,
+}
+
+impl Figure for Bars {
+    fn size(&self) -> (u32, u32) {
+        (760, 440)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(e)?;
+        let n = self.values.len().max(1);
+        let hi = self.values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max).max(1e-9) * 1.1;
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(1f64..last as f64, (lo..hi).log_scale())
+            .build_cartesian_2d((0..n).into_segmented(), 0f64..hi)
             .map_err(e)?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("loss (MSE per pixel, log scale)")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.4}"))
+            .disable_x_mesh()
+            .x_desc(self.x_desc.as_str())
+            .y_desc(self.y_desc.as_str())
+            .x_labels(n.min(32))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => format!("{i}"),
+                SegmentValue::Last => String::new(),
+            })
+            .y_label_formatter(&|v| format!("{v:.2}"))
             .draw()
             .map_err(e)?;
-        let train: Vec<(f64, f64)> = self.rows.iter().map(|r| (r.0 as f64, r.1)).collect();
         let c = colour(0);
         chart
-            .draw_series(LineSeries::new(train.clone(), c.stroke_width(2)))
-            .map_err(e)?
-            .label("train")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(train.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(e)?;
-        let val: Vec<(f64, f64)> = self.rows.iter().filter_map(|r| r.2.map(|v| (r.0 as f64, v))).collect();
-        if !val.is_empty() {
-            let c = colour(1);
-            chart
-                .draw_series(LineSeries::new(val.clone(), c.stroke_width(2)))
-                .map_err(e)?
-                .label("validation")
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-            chart.draw_series(val.iter().map(|p| TriangleMarker::new(*p, 4, c.filled()))).map_err(e)?;
+            .draw_series(
+                Histogram::vertical(&chart)
+                    .style(c.filled())
+                    .margin(2)
+                    .data(self.values.iter().enumerate().map(|(i, v)| (i, if v.is_finite() { *v } else { 0.0 }))),
+            )
+            .map_err(e)?;
+        Ok(())
+    }
+}
+
+/// The distribution of many values (e.g. every code activation of the test set).
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    /// Title.
+    pub title: String,
+    /// What the values are.
+    pub x_desc: String,
+    /// The values.
+    pub values: Vec<f64>,
+    /// Number of equal-width bins.
+    pub bins: usize,
+}
+
+impl Figure for Distribution {
+    fn size(&self) -> (u32, u32) {
+        (760, 440)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(e)?;
+        let vals: Vec<f64> = self.values.iter().copied().filter(|v| v.is_finite()).collect();
+        let (mut lo, mut hi) = vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &v| (a.0.min(v), a.1.max(v)));
+        if vals.is_empty() {
+            (lo, hi) = (0.0, 1.0);
         }
+        if hi - lo < 1e-12 {
+            (lo, hi) = (lo - 0.5, hi + 0.5);
+        }
+        let bins = self.bins.max(1);
+        let width = (hi - lo) / bins as f64;
+        let mut counts = vec![0usize; bins];
+        for v in &vals {
+            counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+        }
+        let share: Vec<f64> = counts.iter().map(|&c| c as f64 / vals.len().max(1) as f64).collect();
+        let top = share.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(lo..hi, 0f64..top)
+            .map_err(e)?;
         chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
+            .configure_mesh()
+            .x_desc(self.x_desc.as_str())
+            .y_desc("share of values")
+            .x_label_formatter(&|v| format!("{v:.2}"))
+            .y_label_formatter(&|v| format!("{v:.2}"))
             .draw()
+            .map_err(e)?;
+        let c = colour(0);
+        chart
+            .draw_series(share.iter().enumerate().map(|(i, &h)| {
+                let x0 = lo + width * i as f64;
+                Rectangle::new([(x0, 0.0), (x0 + width, h)], c.filled())
+            }))
             .map_err(e)?;
         Ok(())
     }
@@ -389,5 +565,49 @@ impl Figure for Log2Lines {
             body!(chart);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renders `fig` to a temp dir and checks the PNG has more than one colour.
+    fn not_blank(fig: &impl Figure, stem: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let png = save(fig, dir.path(), stem).unwrap();
+        let img = std::fs::read(&png).unwrap();
+        assert!(img.len() > 1000, "{stem}: {} bytes", img.len());
+        let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("<rect") || svg.contains("<polyline") || svg.contains("<path"), "{stem}: empty svg");
+    }
+
+    #[test]
+    fn term_panels_bars_and_distributions_render() {
+        let panel = |name: &str, f: fn(usize) -> f64| LossPanel {
+            name: name.into(),
+            unit: "nats per image".into(),
+            train: (1..=5).map(|e| (e, f(e))).collect(),
+            val: (1..=5).map(|e| (e, f(e) * 1.1)).collect(),
+        };
+        let curves = LossCurves {
+            title: "terms".into(),
+            panels: vec![
+                panel("loss", |e| 300.0 / e as f64),
+                panel("kl", |e| e as f64),
+                panel("gauss", |e| -(e as f64)),
+            ],
+        };
+        not_blank(&curves, "terms");
+        not_blank(
+            &Bars { title: "kl".into(), x_desc: "unit".into(), y_desc: "nats".into(), values: vec![3.0, 0.0, 1.5] },
+            "bars",
+        );
+        let values: Vec<f64> = (0..500).map(|i| f64::from(i % 37) / 37.0).collect();
+        not_blank(&Distribution { title: "codes".into(), x_desc: "z".into(), values, bins: 40 }, "dist");
+        not_blank(
+            &Distribution { title: "constant".into(), x_desc: "z".into(), values: vec![0.0; 10], bins: 40 },
+            "flat",
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::metrics::{
     knn_accuracy, linear_probe, trustworthiness, Labelled, NEIGHBOURS, PROBE_TEST, PROBE_TRAIN, TRUST_POINTS,
 };
 use crate::pca::Pca;
-use crate::plot::{save, Image, ImageGrid, LossCurves, Scatter};
+use crate::plot::{save, Bars, Distribution, Image, ImageGrid, LossCurves, Scatter};
 
 /// Metrics the report computes from a run's codes, beside its manifest (the sweep
 /// summary reads them too).
@@ -43,28 +43,126 @@ fn rel(dir: &Path, png: &Path) -> String {
     png.strip_prefix(dir).unwrap_or(png).display().to_string()
 }
 
-/// Reads `metrics.csv` (`epoch,train_loss,val_loss,lr`).
-pub fn read_metrics(path: &Path) -> Result<Vec<(usize, f64, Option<f64>)>> {
+/// `metrics.csv` as columns: `epoch`, then every other column by name (`train_loss`,
+/// `val_loss`, `lr`, `train_<term>`, `val_<term>`, ...), empty cells as `None`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricsTable {
+    /// 1-based epochs.
+    pub epochs: Vec<usize>,
+    /// The other columns, in file order.
+    pub columns: Vec<(String, Vec<Option<f64>>)>,
+}
+
+impl MetricsTable {
+    /// A column by name.
+    #[must_use]
+    pub fn column(&self, name: &str) -> Option<&[Option<f64>]> {
+        self.columns.iter().find(|c| c.0 == name).map(|c| c.1.as_slice())
+    }
+
+    /// The objective's terms: names of the `train_<term>` columns, in file order.
+    #[must_use]
+    pub fn terms(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.0.strip_prefix("train_"))
+            .filter(|n| *n != "loss")
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// (epoch, value) of the cells of `name` that hold a number.
+    #[must_use]
+    pub fn series(&self, name: &str) -> Vec<(usize, f64)> {
+        self.column(name)
+            .map_or_else(Vec::new, |c| self.epochs.iter().zip(c).filter_map(|(&e, v)| v.map(|v| (e, v))).collect())
+    }
+}
+
+/// Reads `metrics.csv` (`epoch,train_loss,val_loss,lr[,train_<term>,val_<term>...]`).
+pub fn read_metrics(path: &Path) -> Result<MetricsTable> {
     let text = fs_err::read_to_string(path)?;
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
     let bad = |why: String| AnalysisError::Input { path: path.into(), reason: why };
-    let (Some(e), Some(t)) = (col("epoch"), col("train_loss")) else {
+    let (Some(e), true) = (header.iter().position(|h| *h == "epoch"), header.contains(&"train_loss")) else {
         return Err(bad("expected the columns epoch,train_loss,val_loss,lr".into()));
     };
-    let v = col("val_loss");
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            let f: Vec<&str> = l.split(',').collect();
-            let num = |j: usize| f.get(j).and_then(|s| s.trim().parse::<f64>().ok());
-            let epoch = num(e).ok_or_else(|| bad(format!("row {}: no epoch", i + 2)))? as usize;
-            let train = num(t).ok_or_else(|| bad(format!("row {}: no train_loss", i + 2)))?;
-            Ok((epoch, train, v.and_then(num)))
-        })
-        .collect()
+    let mut t = MetricsTable {
+        epochs: Vec::new(),
+        columns: header
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != e)
+            .map(|(_, h)| ((*h).to_string(), Vec::new()))
+            .collect(),
+    };
+    for (i, l) in lines.filter(|l| !l.trim().is_empty()).enumerate() {
+        let f: Vec<&str> = l.split(',').collect();
+        let num = |j: usize| f.get(j).and_then(|s| s.trim().parse::<f64>().ok());
+        t.epochs.push(num(e).ok_or_else(|| bad(format!("row {}: no epoch", i + 2)))? as usize);
+        for (c, j) in (0..header.len()).filter(|&j| j != e).enumerate() {
+            t.columns[c].1.push(num(j));
+        }
+    }
+    if t.column("train_loss").is_some_and(|c| c.iter().any(Option::is_none)) {
+        return Err(bad("a row has no train_loss".into()));
+    }
+    Ok(t)
+}
+
+/// What a term's values are, for the y axis of its loss panel.
+#[must_use]
+pub fn term_unit(cfg: &bottleneck_train::ExperimentConfig, term: &str) -> String {
+    use bottleneck_models::{ReconLoss, Sparsity};
+    let per_pixel = match cfg.train.loss {
+        ReconLoss::Mse => "MSE per feature",
+        ReconLoss::Bce => "BCE per feature",
+    };
+    let vae = cfg.model.is_variational();
+    match term {
+        "loss" if vae => "loss (nats per sample)".into(),
+        "loss"
+            if cfg.model.inner_kind() == bottleneck_models::ModelKind::Dense
+                || cfg.model.inner_kind() == bottleneck_models::ModelKind::Conv =>
+        {
+            format!("loss ({per_pixel})")
+        }
+        "loss" => "weighted sum of the terms".into(),
+        "recon" if vae => "−log p(x|z) (nats per sample)".into(),
+        "recon" => per_pixel.into(),
+        "kl" => "KL(q(z|x) ‖ p(z)) (nats per sample)".into(),
+        "capacity" => "|KL − C| (nats)".into(),
+        "sparsity" => match cfg.model.sparsity {
+            Sparsity::L1 => "mean |z|".into(),
+            Sparsity::Kl => "Σ_j KL(ρ ‖ ρ̂_j) (nats)".into(),
+        },
+        "contractive" => "‖J_f(x)‖²_F".into(),
+        other => other.into(),
+    }
+}
+
+/// The loss-curve panels: the total, then each term when there are several.
+#[must_use]
+pub fn loss_panels(t: &MetricsTable, cfg: &bottleneck_train::ExperimentConfig) -> Vec<crate::plot::LossPanel> {
+    let mut panels = vec![crate::plot::LossPanel {
+        name: "loss (total)".into(),
+        unit: term_unit(cfg, "loss"),
+        train: t.series("train_loss"),
+        val: t.series("val_loss"),
+    }];
+    let terms = t.terms();
+    if terms.len() > 1 {
+        for name in terms {
+            panels.push(crate::plot::LossPanel {
+                unit: term_unit(cfg, &name),
+                train: t.series(&format!("train_{name}")),
+                val: t.series(&format!("val_{name}")),
+                name,
+            });
+        }
+    }
+    panels
 }
 
 /// `latents.parquet` as (codes `[n, k]` row-major, labels, k).
@@ -217,7 +315,7 @@ fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
     let shown = |t: &Tensor| -> Result<Vec<Image>> { images(&s.data.normalizer.invert(&t.to_device(&Device::Cpu)?)?) };
     let plots = dir.path.join("plots");
     let mut figs = Vec::new();
-    let recon = model.forward_t(&xs, false)?;
+    let recon = model.reconstruct(&xs)?;
     let grid = ImageGrid {
         title: format!("{name}: test images (top) and their reconstructions (bottom)"),
         rows: vec![("original".into(), shown(&xs)?), ("reconstructed".into(), shown(&recon)?)],
@@ -228,9 +326,9 @@ fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
     if model.latent_dim() == 2 {
         figs.extend(manifold_figure(dir, s, name)?);
     }
-    if let Some(noise) = model.noise() {
+    if let Some(noise) = model.input_noise() {
         let noisy = noise.apply_seeded(&xs, EVAL_NOISE_SEED)?;
-        let denoised = model.forward_t(&noisy, false)?;
+        let denoised = model.reconstruct(&noisy)?;
         let grid = ImageGrid {
             title: format!("{name}: noisy input, denoised output, clean original"),
             rows: vec![
@@ -321,6 +419,75 @@ fn manifold_figure(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
     }])
 }
 
+/// Figures of what the code holds: for a stochastic code, decoded samples from the prior
+/// (image data) and KL per latent unit; for a sparse model, the distribution of its code
+/// activations over the test set. Also returns notes (posterior collapse).
+fn code_figures(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfig) -> Result<(Vec<Fig>, Vec<String>)> {
+    const PRIOR_ROWS: usize = 4;
+    const PRIOR_COLS: usize = 10;
+    let name = &cfg.name;
+    let plots = dir.path.join("plots");
+    let model: &dyn Autoencoder = s.model.as_ref();
+    let (mut figs, mut notes) = (Vec::new(), Vec::new());
+    let k = model.latent_dim();
+    if cfg.model.is_variational() && !s.data.test.is_empty() {
+        if s.data.sample_shape.len() == 3 {
+            let zs = bottleneck_models::terms::standard_normal(
+                &[PRIOR_ROWS * PRIOR_COLS, k],
+                cfg.seed ^ 0x5a3d,
+                0,
+                candle_core::DType::F32,
+                &s.device,
+            )?;
+            let decoded = s.data.normalizer.invert(&model.decode(&zs)?.to_device(&Device::Cpu)?)?;
+            let all = images(&decoded)?;
+            let rows = all
+                .chunks(PRIOR_COLS)
+                .enumerate()
+                .map(|(r, c)| (format!("z ~ N(0, I), row {}", r + 1), c.to_vec()))
+                .collect();
+            let scale = if s.data.sample_shape[1] <= 32 { 3 } else { 1 };
+            let grid = ImageGrid { title: format!("{name}: decoded samples from the prior"), rows, scale };
+            figs.push(Fig {
+                title: "Samples from the prior".into(),
+                png: rel(&dir.path, &save(&grid, &plots, "prior_samples")?),
+            });
+        }
+        let report =
+            bottleneck_train::runner::evaluate_split(model, &s.data.test, cfg, &s.device, cfg.train.epochs, 0)?;
+        let active =
+            report.mean_variance.iter().filter(|&&v| v > bottleneck_models::eval::ACTIVE_UNIT_THRESHOLD).count();
+        let fig = Bars {
+            title: format!("{name}: KL per latent unit ({active} of {k} active)"),
+            x_desc: "latent unit".into(),
+            y_desc: "KL(q(z_j|x) ‖ N(0, 1)), nats (test mean)".into(),
+            values: report.kl_per_unit.clone(),
+        };
+        figs.push(Fig { title: "KL per latent unit".into(), png: rel(&dir.path, &save(&fig, &plots, "kl_per_unit")?) });
+        if active * 2 < k {
+            notes.push(format!(
+                "posterior collapse: only {active} of {k} latent units are active (variance of the posterior mean over the test set > 0.01); the others carry no information about the input"
+            ));
+        }
+    }
+    if cfg.model.inner_kind() == bottleneck_models::ModelKind::Sparse && dir.file("latents.parquet").is_file() {
+        let (z, _, _) = read_latents(&dir.file("latents.parquet"))?;
+        let values: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+        let mean_abs = values.iter().map(|v| v.abs()).sum::<f64>() / values.len().max(1) as f64;
+        let fig = Distribution {
+            title: format!("{name}: code activations of the test set (mean |z| = {mean_abs:.4})"),
+            x_desc: "activation z_j (all units)".into(),
+            values,
+            bins: 60,
+        };
+        figs.push(Fig {
+            title: "Code activations".into(),
+            png: rel(&dir.path, &save(&fig, &plots, "code_activations")?),
+        });
+    }
+    Ok((figs, notes))
+}
+
 /// Loads the best (else last) checkpoint's weights into the model; false without one.
 fn load_trained(dir: &RunDir, s: &Setup) -> Result<bool> {
     let ckpt = if dir.best_checkpoint().is_file() { dir.best_checkpoint() } else { dir.last_checkpoint() };
@@ -386,9 +553,15 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
     let mut notes = Vec::new();
     let metrics_csv = dir.file("metrics.csv");
     if metrics_csv.is_file() {
-        let rows = read_metrics(&metrics_csv)?;
-        if !rows.is_empty() {
-            let fig = LossCurves { title: format!("{name}: loss per epoch"), rows };
+        let table = read_metrics(&metrics_csv)?;
+        if !table.epochs.is_empty() {
+            let panels = loss_panels(&table, &cfg);
+            let title = if panels.len() > 1 {
+                format!("{name}: loss and its terms per epoch")
+            } else {
+                format!("{name}: loss per epoch")
+            };
+            let fig = LossCurves { title, panels };
             figs.push(Fig {
                 title: "Loss curves".into(),
                 png: rel(&dir.path, &save(&fig, &dir.path.join("plots"), "loss")?),
@@ -413,6 +586,13 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
                 match image_figures(&dir, s, &name) {
                     Ok(f) => figs.extend(f),
                     Err(e) => notes.push(format!("reconstructions: {e}")),
+                }
+                match code_figures(&dir, s, &cfg) {
+                    Ok((f, n)) => {
+                        figs.extend(f);
+                        notes.extend(n);
+                    }
+                    Err(e) => notes.push(format!("code figures: {e}")),
                 }
                 lap("image grids");
                 match latent_metrics(s, cfg.seed, cfg.train.eval_batch_size) {

@@ -1,69 +1,61 @@
-//! The denoising autoencoder: any backbone, trained to rebuild clean inputs from noisy ones.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! The denoising autoencoder: any kind, trained to rebuild clean inputs from noisy ones.
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{ConvConfig, DenseConfig};
+use crate::backbone::BackboneConfig;
 use crate::conv::Conv;
 use crate::dense::Dense;
 use crate::error::Result;
-use crate::model::{Autoencoder, Summary};
+use crate::model::{Autoencoder, Posterior, StepCtx, Summary, Term};
 use crate::noise::Noise;
 
-/// The network a denoising autoencoder wraps, with its own config.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BackboneConfig {
-    /// A dense autoencoder.
-    Dense(DenseConfig),
-    /// A convolutional autoencoder.
-    Conv(ConvConfig),
-}
-
-/// A denoising autoencoder.
+/// A denoising autoencoder over a plain dense or conv body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenoisingConfig {
     /// What it wraps.
     pub backbone: BackboneConfig,
     /// The input corruption used in training.
     pub noise: Noise,
-    /// Seed of the noise; batch `i` of training uses stream `i` of this seed.
+    /// Seed of the noise; training step `i` uses stream `i` of this seed.
     pub seed: u64,
 }
 
-/// Corrupts its input with `noise` in training mode only (like candle's `Dropout`); the
-/// loss compares the reconstruction with the *clean* input. Parameters have the
-/// backbone's own names, so a denoising checkpoint loads into the plain backbone.
+/// Corrupts its input with `noise` in training only (like candle's `Dropout`); the
+/// wrapped model's objective compares its output with the *clean* input. Parameters have
+/// the wrapped model's own names, so a denoising checkpoint loads into the plain model.
 pub struct Denoising {
-    backbone: Box<dyn Autoencoder>,
+    inner: Box<dyn Autoencoder>,
     noise: Noise,
     seed: u64,
-    step: AtomicU64,
 }
 
 impl std::fmt::Debug for Denoising {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Denoising")
-            .field("backbone", &self.backbone.summary().model)
+            .field("inner", &self.inner.summary().model)
             .field("noise", &self.noise)
             .field("seed", &self.seed)
-            .field("step", &self.step.load(Ordering::Relaxed))
             .finish()
     }
 }
 
 impl Denoising {
-    /// Builds the backbone from its config and wraps it.
+    /// Builds a plain backbone from its config and wraps it.
     pub fn new(cfg: &DenoisingConfig, vb: VarBuilder) -> Result<Self> {
-        cfg.noise.validate("model.noise")?;
-        let backbone: Box<dyn Autoencoder> = match &cfg.backbone {
+        let inner: Box<dyn Autoencoder> = match &cfg.backbone {
             BackboneConfig::Dense(c) => Box::new(Dense::new(c, vb)?),
             BackboneConfig::Conv(c) => Box::new(Conv::new(c, vb)?),
         };
-        Ok(Self { backbone, noise: cfg.noise, seed: cfg.seed, step: AtomicU64::new(0) })
+        Self::wrap(inner, cfg.noise, cfg.seed)
+    }
+
+    /// Wraps any autoencoder.
+    pub fn wrap(inner: Box<dyn Autoencoder>, noise: Noise, seed: u64) -> Result<Self> {
+        noise.validate("model.noise")?;
+        Ok(Self { inner, noise, seed })
     }
 
     /// The noisy version of `xs` that training step `step` sees.
@@ -76,44 +68,47 @@ impl Denoising {
 
 impl Autoencoder for Denoising {
     fn input_shape(&self) -> &[usize] {
-        self.backbone.input_shape()
+        self.inner.input_shape()
     }
 
     fn latent_dim(&self) -> usize {
-        self.backbone.latent_dim()
+        self.inner.latent_dim()
     }
 
     fn encode(&self, xs: &Tensor) -> Result<Tensor> {
-        self.backbone.encode(xs)
+        self.inner.encode(xs)
     }
 
     fn decode(&self, zs: &Tensor) -> Result<Tensor> {
-        self.backbone.decode(zs)
+        self.inner.decode(zs)
     }
 
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        if train {
-            let step = self.step.fetch_add(1, Ordering::Relaxed);
-            self.backbone.forward_t(&self.corrupt(xs, step)?, true)
+    fn reconstruct(&self, xs: &Tensor) -> Result<Tensor> {
+        self.inner.reconstruct(xs)
+    }
+
+    fn objective(&self, xs: &Tensor, target: &Tensor, ctx: &StepCtx) -> Result<Vec<Term>> {
+        if ctx.train {
+            self.inner.objective(&self.corrupt(xs, ctx.rng_step)?, target, ctx)
         } else {
-            self.backbone.forward_t(xs, false)
+            self.inner.objective(xs, target, ctx)
         }
     }
 
-    fn noise(&self) -> Option<Noise> {
+    fn posterior(&self, xs: &Tensor) -> Result<Option<Posterior>> {
+        self.inner.posterior(xs)
+    }
+
+    fn log_likelihood(&self, zs: &Tensor, xs: &Tensor) -> Result<Option<Tensor>> {
+        self.inner.log_likelihood(zs, xs)
+    }
+
+    fn input_noise(&self) -> Option<Noise> {
         Some(self.noise)
     }
 
-    fn noise_step(&self) -> u64 {
-        self.step.load(Ordering::Relaxed)
-    }
-
-    fn set_noise_step(&self, step: u64) {
-        self.step.store(step, Ordering::Relaxed);
-    }
-
     fn summary(&self) -> Summary {
-        let inner = self.backbone.summary();
+        let inner = self.inner.summary();
         Summary { model: format!("denoising({})", inner.model), ..inner }
     }
 }

@@ -53,6 +53,12 @@ impl Linear {
     pub fn params(&self) -> usize {
         self.weight.elem_count() + self.bias.elem_count()
     }
+
+    /// The weight, `[out, in]`.
+    #[must_use]
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
 }
 
 /// A fully connected layer from `in_dim` to `out_dim` features.

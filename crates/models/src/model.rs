@@ -1,4 +1,5 @@
-//! The [`Autoencoder`] trait and the model summary.
+//! The [`Autoencoder`] trait, the named loss [`Term`]s of its objective, the [`StepCtx`]
+//! a step runs in, and the model summary.
 
 use std::fmt;
 
@@ -7,6 +8,85 @@ use candle_core::Tensor;
 use crate::error::Result;
 use crate::loss::{recon_loss, ReconLoss};
 use crate::noise::Noise;
+
+/// One named, weighted part of a training objective (`recon`, `kl`, `sparsity`, ...).
+/// The loss is `Σ weight · value`; a term of weight 0 is logged but not optimised.
+#[derive(Debug, Clone)]
+pub struct Term {
+    /// Column name in `metrics.csv` (`train_<name>`, `val_<name>`).
+    pub name: &'static str,
+    /// The value, a scalar tensor (a mean over the batch).
+    pub value: Tensor,
+    /// Its weight in the loss.
+    pub weight: f64,
+}
+
+impl Term {
+    /// A term of weight 1.
+    #[must_use]
+    pub fn unit(name: &'static str, value: Tensor) -> Self {
+        Self { name, value, weight: 1.0 }
+    }
+}
+
+/// The loss `Σ weight · value` of `terms` (terms of weight 0 are left out of the graph).
+pub fn total(terms: &[Term]) -> Result<Tensor> {
+    let mut sum: Option<Tensor> = None;
+    // Exact comparisons on purpose: weight 0 leaves a term out, weight 1 needs no multiply.
+    #[allow(clippy::float_cmp)]
+    for t in terms.iter().filter(|t| t.weight != 0.0) {
+        let v = if t.weight == 1.0 { t.value.clone() } else { t.value.affine(t.weight, 0.0)? };
+        sum = Some(match sum {
+            Some(s) => (s + v)?,
+            None => v,
+        });
+    }
+    match sum {
+        Some(s) => Ok(s),
+        None => {
+            Ok(terms.first().map_or_else(|| Tensor::new(0f32, &candle_core::Device::Cpu), |t| t.value.zeros_like())?)
+        }
+    }
+}
+
+/// What a step knows besides its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepCtx {
+    /// Where train-time randomness stands: training step `i` (0-based, counted over the
+    /// whole run) uses stream `i` of the model's seed; evaluation uses stream `i` for its
+    /// batch `i` of a separate seed. The loop checkpoints it, so a resumed run draws the
+    /// same noise as an uninterrupted one.
+    pub rng_step: u64,
+    /// The epoch (0-based), for KL warm-up and capacity schedules.
+    pub epoch: usize,
+    /// Training (input noise, sampling for the loss) or evaluation.
+    pub train: bool,
+    /// The reconstruction loss of kinds that have no likelihood of their own.
+    pub loss: ReconLoss,
+}
+
+impl StepCtx {
+    /// Training step `rng_step` of `epoch`.
+    #[must_use]
+    pub fn train(rng_step: u64, epoch: usize, loss: ReconLoss) -> Self {
+        Self { rng_step, epoch, train: true, loss }
+    }
+
+    /// Evaluation batch `batch` (after `epoch` epochs of training).
+    #[must_use]
+    pub fn eval(batch: u64, epoch: usize, loss: ReconLoss) -> Self {
+        Self { rng_step: batch, epoch, train: false, loss }
+    }
+}
+
+/// A diagonal Gaussian code distribution q(z|x) = N(mean, diag exp(logvar)).
+#[derive(Debug, Clone)]
+pub struct Posterior {
+    /// `[b, k]`.
+    pub mean: Tensor,
+    /// `[b, k]`, log σ².
+    pub logvar: Tensor,
+}
 
 /// An autoencoder `x -> z -> x̂`. Every kind takes and returns `[batch, ...input_shape]`,
 /// so kinds are interchangeable (a denoising model wraps any of them).
@@ -17,46 +97,59 @@ pub trait Autoencoder: Send + Sync {
     /// Size of the code.
     fn latent_dim(&self) -> usize;
 
-    /// The code of a batch.
+    /// The deterministic code of a batch, the one analysis uses (a VAE's posterior mean).
     ///
     /// # Shapes
     /// `xs: [b, ...input_shape]` → `[b, latent_dim]`.
     fn encode(&self, xs: &Tensor) -> Result<Tensor>;
 
-    /// The reconstruction from a code.
+    /// The reconstruction (in data space: a Bernoulli decoder's mean, not its logits)
+    /// from a code.
     ///
     /// # Shapes
     /// `zs: [b, latent_dim]` → `[b, ...input_shape]`.
     fn decode(&self, zs: &Tensor) -> Result<Tensor>;
 
-    /// Reconstruction, with train-only behaviour (input noise) when `train` is true.
+    /// The deterministic reconstruction `decode(encode(xs))`.
     ///
     /// # Shapes
     /// `xs: [b, ...input_shape]` → `[b, ...input_shape]`.
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let _ = train;
+    fn reconstruct(&self, xs: &Tensor) -> Result<Tensor> {
         self.decode(&self.encode(xs)?)
     }
 
-    /// The scalar training loss: reconstruction of `xs` (through `forward_t`) against the
-    /// clean `xs`.
-    fn loss(&self, xs: &Tensor, kind: ReconLoss, train: bool) -> Result<Tensor> {
-        recon_loss(&self.forward_t(xs, train)?, xs, kind)
+    /// The named terms of the objective for inputs `xs` and the targets they should be
+    /// rebuilt as (the same tensor except under a denoising wrapper, which passes its
+    /// corrupted inputs with the clean targets). The default is one `recon` term, the
+    /// reconstruction loss `ctx.loss` of [`Autoencoder::reconstruct`].
+    ///
+    /// # Shapes
+    /// `xs`, `target: [b, ...input_shape]`; every term's value is a scalar.
+    fn objective(&self, xs: &Tensor, target: &Tensor, ctx: &StepCtx) -> Result<Vec<Term>> {
+        Ok(vec![Term::unit("recon", recon_loss(&self.reconstruct(xs)?, target, ctx.loss)?)])
     }
 
-    /// The input noise of a denoising model (for noisy→clean evaluation).
-    fn noise(&self) -> Option<Noise> {
+    /// The code distribution q(z|x) of a stochastic code (its prior is N(0, I)); `None`
+    /// for a deterministic one.
+    fn posterior(&self, xs: &Tensor) -> Result<Option<Posterior>> {
+        let _ = xs;
+        Ok(None)
+    }
+
+    /// Per-sample log p(x | z) in nats, for a model with a likelihood (a VAE); `None`
+    /// otherwise.
+    ///
+    /// # Shapes
+    /// `zs: [b, latent_dim]`, `xs: [b, ...input_shape]` → `[b]`.
+    fn log_likelihood(&self, zs: &Tensor, xs: &Tensor) -> Result<Option<Tensor>> {
+        let _ = (zs, xs);
+        Ok(None)
+    }
+
+    /// The corruption applied to inputs in training (a denoising model's), used to score
+    /// it noisy → clean.
+    fn input_noise(&self) -> Option<Noise> {
         None
-    }
-
-    /// How many noisy batches the model has drawn (its RNG position, for checkpoints).
-    fn noise_step(&self) -> u64 {
-        0
-    }
-
-    /// Restores the RNG position saved by [`Autoencoder::noise_step`].
-    fn set_noise_step(&self, step: u64) {
-        let _ = step;
     }
 
     /// Layers, output shapes and parameter counts.
@@ -79,7 +172,7 @@ pub struct LayerInfo {
 /// A model summary: layers in order with output shapes and parameter counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// Model name (`dense`, `conv`, `denoising(dense)`).
+    /// Model name (`dense`, `conv`, `denoising(dense)`, `vae(conv)`).
     pub model: String,
     /// Input shape of one sample.
     pub input: Vec<usize>,

@@ -4,18 +4,32 @@
 mod common;
 
 use bottleneck_models::loss::{bce, mse, per_sample_sse, psnr, scalar};
-use bottleneck_models::{Activation, Backbone, ModelConfig, ModelKind, Noise, ReconLoss};
+use bottleneck_models::{
+    Activation, Autoencoder, Backbone, Likelihood, ModelConfig, ModelKind, Noise, ReconLoss, StepCtx, Wraps,
+};
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use common::{fashion, model, values};
+use common::{fashion, loss, model, values};
 
 fn kinds() -> Vec<(&'static str, ModelConfig)> {
     let small = ModelConfig { hidden: vec![64, 32], channels: vec![8, 16], latent_dim: 6, ..ModelConfig::default() };
+    let kind = |kind, backbone| ModelConfig { kind, backbone, ..small.clone() };
     vec![
-        ("dense", ModelConfig { kind: ModelKind::Dense, ..small.clone() }),
-        ("conv", ModelConfig { kind: ModelKind::Conv, ..small.clone() }),
-        ("denoising(dense)", ModelConfig { kind: ModelKind::Denoising, backbone: Backbone::Dense, ..small.clone() }),
-        ("denoising(conv)", ModelConfig { kind: ModelKind::Denoising, backbone: Backbone::Conv, ..small }),
+        ("dense", kind(ModelKind::Dense, Backbone::Dense)),
+        ("conv", kind(ModelKind::Conv, Backbone::Dense)),
+        ("denoising(dense)", kind(ModelKind::Denoising, Backbone::Dense)),
+        ("denoising(conv)", kind(ModelKind::Denoising, Backbone::Conv)),
+        ("vae(dense)", kind(ModelKind::Vae, Backbone::Dense)),
+        ("vae(conv)", kind(ModelKind::Vae, Backbone::Conv)),
+        (
+            "vae(dense, gaussian, learned σ)",
+            ModelConfig { likelihood: Likelihood::Gaussian, learn_std: true, ..kind(ModelKind::Vae, Backbone::Dense) },
+        ),
+        ("sparse(dense)", kind(ModelKind::Sparse, Backbone::Dense)),
+        ("sparse(conv)", kind(ModelKind::Sparse, Backbone::Conv)),
+        ("contractive(dense)", kind(ModelKind::Contractive, Backbone::Dense)),
+        ("contractive(conv)", kind(ModelKind::Contractive, Backbone::Conv)),
+        ("denoising(vae(dense))", ModelConfig { wraps: Wraps::Vae, ..kind(ModelKind::Denoising, Backbone::Dense) }),
     ]
 }
 
@@ -27,11 +41,17 @@ fn output_shape_is_input_shape_for_every_kind_and_image_shape() {
             let (m, map) = model(&cfg, &shape, 0);
             let zs = m.encode(&xs).unwrap();
             assert_eq!(zs.dims(), [5, 6], "{name} {shape:?} latent");
+            assert_eq!(m.decode(&zs).unwrap().dims(), xs.dims(), "{name} {shape:?} decode");
             for train in [false, true] {
-                let out = m.forward_t(&xs, train).unwrap();
-                assert_eq!(out.dims(), xs.dims(), "{name} {shape:?} train={train}");
+                let terms =
+                    m.objective(&xs, &xs, &StepCtx { rng_step: 0, epoch: 0, train, loss: ReconLoss::Mse }).unwrap();
+                assert_eq!(terms[0].name, "recon", "{name}");
+                for t in &terms {
+                    assert!(t.value.dims().is_empty(), "{name}: term {} is not a scalar", t.name);
+                    assert!(scalar(&t.value).unwrap().is_finite(), "{name}: term {}", t.name);
+                }
             }
-            let v = values(&m.forward_t(&xs, false).unwrap());
+            let v = values(&m.reconstruct(&xs).unwrap());
             assert!(v.iter().all(|&p| (0.0..=1.0).contains(&p)), "{name}: sigmoid output in [0, 1]");
             // The summary's parameter count is what the VarMap holds.
             let held: usize = map.all_vars().iter().map(|v| v.elem_count()).sum();
@@ -47,7 +67,7 @@ fn dense_accepts_vectors_and_conv_explains_why_not() {
     let xs = Tensor::rand(0f32, 1.0, (4, 10), &Device::Cpu).unwrap();
     let cfg = ModelConfig { hidden: vec![8], latent_dim: 2, ..ModelConfig::default() };
     let (m, _) = model(&cfg, &[10], 0);
-    assert_eq!(m.forward_t(&xs, true).unwrap().dims(), [4, 10]);
+    assert_eq!(m.reconstruct(&xs).unwrap().dims(), [4, 10]);
     let map = candle_nn::VarMap::new();
     let vb = bottleneck_models::seeded_var_builder(&map, 0, candle_core::DType::F32, &Device::Cpu);
     let Err(e) = bottleneck_models::build(&ModelConfig { kind: ModelKind::Conv, ..cfg }, &[10], 0, vb) else {
@@ -64,7 +84,7 @@ fn deep_stacks_shrink_to_one_pixel_and_come_back() {
     let s = m.summary();
     assert_eq!(s.layers[5].output, [4, 1, 1], "{s}");
     let xs = Tensor::rand(0f32, 1.0, (2, 1, 28, 28), &Device::Cpu).unwrap();
-    assert_eq!(m.forward_t(&xs, false).unwrap().dims(), [2, 1, 28, 28]);
+    assert_eq!(m.reconstruct(&xs).unwrap().dims(), [2, 1, 28, 28]);
 }
 
 #[test]
@@ -102,12 +122,10 @@ fn a_few_steps_lower_the_loss_on_a_real_batch() {
         let mut opt =
             AdamW::new(map.all_vars(), ParamsAdamW { lr: 3e-3, weight_decay: 0.0, ..Default::default() }).unwrap();
         // Evaluate clean → clean (no noise) before and after.
-        let eval =
-            |m: &dyn bottleneck_models::Autoencoder| scalar(&m.loss(&xs, ReconLoss::Mse, false).unwrap()).unwrap();
+        let eval = |m: &dyn Autoencoder| scalar(&loss(m, &xs, false, 0)).unwrap();
         let before = eval(m.as_ref());
-        for _ in 0..30 {
-            let loss = m.loss(&xs, ReconLoss::Mse, true).unwrap();
-            opt.backward_step(&loss).unwrap();
+        for step in 0..60 {
+            opt.backward_step(&loss(m.as_ref(), &xs, true, step)).unwrap();
         }
         let after = eval(m.as_ref());
         assert!(after < 0.8 * before, "{name}: loss {before} -> {after}");
@@ -122,14 +140,14 @@ fn save_then_load_gives_bit_identical_outputs() {
         let (m, map) = model(&cfg, &[1, 28, 28], 3);
         // Move the weights away from their seeded init first.
         let mut opt = AdamW::new(map.all_vars(), ParamsAdamW::default()).unwrap();
-        opt.backward_step(&m.loss(&xs, ReconLoss::Mse, true).unwrap()).unwrap();
+        opt.backward_step(&loss(m.as_ref(), &xs, true, 0)).unwrap();
         let path = dir.path().join(format!("{name}.safetensors"));
         map.save(&path).unwrap();
         let (fresh, mut fresh_map) = model(&cfg, &[1, 28, 28], 99);
-        assert_ne!(values(&fresh.forward_t(&xs, false).unwrap()), values(&m.forward_t(&xs, false).unwrap()));
+        assert_ne!(values(&fresh.reconstruct(&xs).unwrap()), values(&m.reconstruct(&xs).unwrap()));
         fresh_map.load(&path).unwrap();
-        let a = values(&m.forward_t(&xs, false).unwrap());
-        let b = values(&fresh.forward_t(&xs, false).unwrap());
+        let a = values(&m.reconstruct(&xs).unwrap());
+        let b = values(&fresh.reconstruct(&xs).unwrap());
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{name}: outputs differ after load");
         assert_eq!(values(&m.encode(&xs).unwrap()), values(&fresh.encode(&xs).unwrap()));
     }
@@ -144,22 +162,30 @@ fn a_denoising_checkpoint_loads_into_its_plain_backbone() {
     map.save(dir.path().join("d.safetensors")).unwrap();
     let (plain, mut plain_map) = model(&ModelConfig { kind: ModelKind::Dense, ..cfg }, &[1, 28, 28], 6);
     plain_map.load(dir.path().join("d.safetensors")).unwrap();
-    assert_eq!(values(&den.forward_t(&xs, false).unwrap()), values(&plain.forward_t(&xs, false).unwrap()));
+    assert_eq!(values(&den.reconstruct(&xs).unwrap()), values(&plain.reconstruct(&xs).unwrap()));
 }
 
 #[test]
 fn same_seed_same_weights_other_seed_other_weights() {
     let xs = fashion(4);
     for (name, cfg) in kinds() {
-        let a = values(&model(&cfg, &[1, 28, 28], 7).0.forward_t(&xs, false).unwrap());
-        let b = values(&model(&cfg, &[1, 28, 28], 7).0.forward_t(&xs, false).unwrap());
-        let c = values(&model(&cfg, &[1, 28, 28], 8).0.forward_t(&xs, false).unwrap());
+        let a = values(&model(&cfg, &[1, 28, 28], 7).0.reconstruct(&xs).unwrap());
+        let b = values(&model(&cfg, &[1, 28, 28], 7).0.reconstruct(&xs).unwrap());
+        let c = values(&model(&cfg, &[1, 28, 28], 8).0.reconstruct(&xs).unwrap());
         assert_eq!(a, b, "{name}");
         assert_ne!(a, c, "{name}");
     }
 }
 
+/// The `recon` value of `m`'s objective on `xs` (clean targets) at `step`.
+fn recon(m: &dyn Autoencoder, xs: &Tensor, train: bool, step: u64) -> f32 {
+    let ctx = StepCtx { rng_step: step, epoch: 0, train, loss: ReconLoss::Mse };
+    let terms = m.objective(xs, xs, &ctx).unwrap();
+    scalar(&terms[0].value).unwrap() as f32
+}
+
 #[test]
+#[allow(clippy::float_cmp)] // the same computation must give the same bits
 fn denoising_noise_only_in_training_and_reproducible() {
     let xs = fashion(16);
     let cfg = ModelConfig {
@@ -172,29 +198,62 @@ fn denoising_noise_only_in_training_and_reproducible() {
     let (m, _) = model(&cfg, &[1, 28, 28], 11);
     let plain = ModelConfig { kind: ModelKind::Dense, ..cfg.clone() };
     let (backbone, _) = model(&plain, &[1, 28, 28], 11);
-    // Evaluation: exactly the backbone on clean input, every time.
-    let eval = values(&m.forward_t(&xs, false).unwrap());
-    assert_eq!(eval, values(&backbone.forward_t(&xs, false).unwrap()));
-    assert_eq!(eval, values(&m.forward_t(&xs, false).unwrap()));
-    assert_eq!(m.noise_step(), 0, "evaluation draws no noise");
-    // Training: the backbone on the noisy input of step 0, then of step 1.
-    let t0 = values(&m.forward_t(&xs, true).unwrap());
-    let noisy0 = m.noise().unwrap().apply_seeded(&xs, 0);
-    assert!(noisy0.is_ok());
+    // Evaluation: exactly the backbone on clean input, whatever the step.
+    let eval = recon(m.as_ref(), &xs, false, 0);
+    assert_eq!(eval, recon(backbone.as_ref(), &xs, false, 0));
+    assert_eq!(eval, recon(m.as_ref(), &xs, false, 5));
+    assert_eq!(values(&m.reconstruct(&xs).unwrap()), values(&backbone.reconstruct(&xs).unwrap()));
+    // Training: the backbone on the noisy input of step 0, then of step 1, against the
+    // clean input.
+    let t0 = recon(m.as_ref(), &xs, true, 0);
     assert_ne!(t0, eval, "training sees noise");
-    let t1 = values(&m.forward_t(&xs, true).unwrap());
+    let t1 = recon(m.as_ref(), &xs, true, 1);
     assert_ne!(t0, t1, "each step draws new noise");
-    assert_eq!(m.noise_step(), 2);
-    // Same seed and step, same noise: a fresh model replays step 0, and rewinding replays step 1.
+    let noise = m.input_noise().unwrap();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(11);
+    rng.set_stream(1);
+    let noisy1 = noise.apply(&xs, &mut rng).unwrap();
+    let want = mse(&backbone.reconstruct(&noisy1).unwrap(), &xs).unwrap();
+    assert_eq!(t1, scalar(&want).unwrap() as f32, "step 1 = the backbone on stream 1's noise vs clean");
+    // Same seed and step, same noise: a fresh model replays step 0; the step, not a
+    // counter, decides.
     let (again, _) = model(&cfg, &[1, 28, 28], 11);
-    assert_eq!(values(&again.forward_t(&xs, true).unwrap()), t0);
-    m.set_noise_step(1);
-    assert_eq!(values(&m.forward_t(&xs, true).unwrap()), t1);
+    assert_eq!(recon(again.as_ref(), &xs, true, 0), t0);
+    assert_eq!(recon(m.as_ref(), &xs, true, 1), t1);
     // The loss is against the clean input: with zero noise it equals the backbone's loss.
     let (quiet, _) = model(&ModelConfig { noise: Noise::Gaussian { std: 0.0 }, ..cfg }, &[1, 28, 28], 11);
-    let l_quiet = scalar(&quiet.loss(&xs, ReconLoss::Mse, true).unwrap()).unwrap();
-    let l_plain = scalar(&backbone.loss(&xs, ReconLoss::Mse, true).unwrap()).unwrap();
+    let (l_quiet, l_plain) = (recon(quiet.as_ref(), &xs, true, 3), recon(backbone.as_ref(), &xs, true, 3));
     assert!((l_quiet - l_plain).abs() < 1e-7, "{l_quiet} vs {l_plain}");
+}
+
+/// The parameter names of the existing kinds are their checkpoint format: they must not
+/// change.
+#[test]
+fn checkpoint_names_of_the_existing_kinds_are_stable() {
+    let names = |cfg: &ModelConfig| {
+        let (_, map) = model(cfg, &[1, 28, 28], 0);
+        let mut n: Vec<String> = map.data().lock().unwrap().keys().cloned().collect();
+        n.sort();
+        n
+    };
+    let wb = |prefixes: &[&str]| {
+        let mut v: Vec<String> = prefixes.iter().flat_map(|p| [format!("{p}.bias"), format!("{p}.weight")]).collect();
+        v.sort();
+        v
+    };
+    let dense = ModelConfig { hidden: vec![16, 8], latent_dim: 2, ..ModelConfig::default() };
+    let want = wb(&["encoder.0", "encoder.1", "encoder.2", "decoder.0", "decoder.1", "decoder.2"]);
+    assert_eq!(names(&dense), want);
+    assert_eq!(names(&ModelConfig { kind: ModelKind::Denoising, ..dense.clone() }), want);
+    let conv = ModelConfig { kind: ModelKind::Conv, channels: vec![4, 8], latent_dim: 2, ..ModelConfig::default() };
+    let want =
+        wb(&["encoder.conv0", "encoder.conv1", "encoder.fc", "decoder.fc", "decoder.deconv0", "decoder.deconv1"]);
+    assert_eq!(names(&conv), want);
+    // The new kinds reuse the same names (a VAE's last encoder layer is twice as wide).
+    let vae = ModelConfig { kind: ModelKind::Vae, ..dense };
+    assert_eq!(names(&vae), wb(&["encoder.0", "encoder.1", "encoder.2", "decoder.0", "decoder.1", "decoder.2"]));
+    let (_, map) = model(&vae, &[1, 28, 28], 0);
+    assert_eq!(map.data().lock().unwrap()["encoder.2.weight"].dims(), [4, 8]);
 }
 
 #[test]
@@ -216,5 +275,5 @@ fn losses_and_metrics_match_their_definitions() {
         / 8.0;
     assert!((scalar(&bce(&y, &x).unwrap()).unwrap() - want_bce).abs() < 1e-4);
     assert!((psnr(0.01, 1.0) - 20.0).abs() < 1e-12);
-    let _ = Activation::Identity;
+    let _ = (Activation::Identity, ReconLoss::Bce);
 }

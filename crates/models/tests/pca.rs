@@ -6,9 +6,9 @@ mod common;
 
 use bottleneck_data::{Batcher, Split};
 use bottleneck_models::loss::scalar;
-use bottleneck_models::{Activation, ModelConfig, ReconLoss};
+use bottleneck_models::{Activation, ModelConfig};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use common::{fashion, model, values};
+use common::{fashion, loss, model, values};
 use nalgebra::{DMatrix, SymmetricEigen};
 
 const N: usize = 5000;
@@ -55,11 +55,11 @@ fn linear_autoencoder_reaches_the_pca_error() {
             _ => 3e-4,
         });
         for batch in Batcher::new(&split, 250).shuffled(0, epoch as u64) {
-            let loss = ae.loss(&batch.unwrap().xs, ReconLoss::Mse, true).unwrap();
+            let loss = loss(ae.as_ref(), &batch.unwrap().xs, true, 0);
             opt.backward_step(&loss).unwrap();
         }
     }
-    let ours = scalar(&ae.loss(&xs, ReconLoss::Mse, false).unwrap()).unwrap();
+    let ours = scalar(&loss(ae.as_ref(), &xs, false, 0)).unwrap();
     let ratio = ours / pca;
     eprintln!("linear AE MSE {ours:.6}, PCA MSE {pca:.6}, ratio {ratio:.4}");
     assert!(ratio <= 1.03, "linear AE {ours} is not within 3% of PCA {pca}");

@@ -1,11 +1,11 @@
-//! Where a training step's time goes (forward + loss, backward, optimiser), for the dense
-//! or conv default on random data, batch 256:
-//! `cargo build --release --workspace --examples && target/release/examples/step_profile [dense|conv] [steps]`.
+//! Where a training step's time goes (forward + loss, backward, optimiser), for the dense,
+//! conv, vae, sparse or contractive default (`configs/model/<kind>.toml`) on random data, batch 256:
+//! `cargo build --release --workspace --examples && target/release/examples/step_profile [dense|conv|vae|...] [steps]`.
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 
-use bottleneck_models::{build, seeded_var_builder, ModelConfig, ReconLoss};
+use bottleneck_models::{build, seeded_var_builder, ModelConfig, ReconLoss, StepCtx};
 use bottleneck_train::optim::Optimizer;
 use bottleneck_train::runner::named_vars;
 use bottleneck_train::train_config::TrainConfig;
@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     let kind = args.get(1).map_or("dense", String::as_str);
     let steps: usize = args.get(2).map_or(Ok(100), |s| s.parse())?;
     let _ = bottleneck_kernels::flush_denormals();
-    let file = if kind == "conv" { "configs/model/conv.toml" } else { "configs/model/dense.toml" };
+    let file = format!("configs/model/{kind}.toml");
     let cfg: ModelConfig = toml::from_str(&std::fs::read_to_string(file)?)?;
     let map = VarMap::new();
     let vb = seeded_var_builder(&map, 0, DType::F32, &Device::Cpu);
@@ -30,9 +30,10 @@ fn main() -> anyhow::Result<()> {
     let xs = Tensor::rand(0f32, 1f32, (256, 1, 28, 28), &Device::Cpu)?;
     let (mut fwd, mut bwd, mut step) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let total = Instant::now();
-    for _ in 0..steps {
+    for i in 0..steps {
         let t = Instant::now();
-        let loss = model.loss(&xs, ReconLoss::Mse, true)?;
+        let ctx = StepCtx::train(i as u64, 0, ReconLoss::Mse);
+        let loss = bottleneck_models::total(&model.objective(&xs, &xs, &ctx)?)?;
         let _ = loss.to_scalar::<f32>()?;
         fwd += t.elapsed();
         let t = Instant::now();

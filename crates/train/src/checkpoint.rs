@@ -19,16 +19,17 @@ pub struct LoopState {
     pub epoch: usize,
     /// Batches of `epoch` already done.
     pub batch: usize,
-    /// Optimiser updates so far.
+    /// Optimiser updates so far; also the position of the train-time randomness (step
+    /// `i` draws stream `i`: input noise, reparameterisation, perturbations).
     pub step: u64,
-    /// The denoising model's noise position.
-    pub noise_step: u64,
     /// Best validation loss so far and its epoch.
     pub best_val: Option<(f64, usize)>,
     /// Epochs since the best validation loss (early stopping).
     pub bad_epochs: usize,
     /// Partial sums of the epoch in progress: (loss × samples, samples).
     pub partial: (f64, usize),
+    /// Partial sums of each term of the objective (value × samples), in the model's order.
+    pub partial_terms: Vec<(String, f64)>,
     /// Seconds spent in the epoch in progress before the interruption.
     pub partial_seconds: f64,
     /// Metrics rows of the finished epochs (the checkpoint is their source of truth).
@@ -42,7 +43,8 @@ impl LoopState {
         m.insert("epoch".into(), self.epoch.to_string());
         m.insert("batch".into(), self.batch.to_string());
         m.insert("step".into(), self.step.to_string());
-        m.insert("noise_step".into(), self.noise_step.to_string());
+        // Where the train-time randomness stands (the step itself, named for readers).
+        m.insert("rng_step".into(), self.step.to_string());
         if let Some((v, e)) = self.best_val {
             // Exact round trip of the f64.
             m.insert("best_val_bits".into(), v.to_bits().to_string());
@@ -52,6 +54,9 @@ impl LoopState {
         m.insert("bad_epochs".into(), self.bad_epochs.to_string());
         m.insert("partial_loss_bits".into(), self.partial.0.to_bits().to_string());
         m.insert("partial_samples".into(), self.partial.1.to_string());
+        // Exact round trip of the f64 sums, as their bits.
+        let terms: Vec<(&str, u64)> = self.partial_terms.iter().map(|(n, v)| (n.as_str(), v.to_bits())).collect();
+        m.insert("partial_terms".into(), serde_json::to_string(&terms).unwrap_or_default());
         m.insert("partial_seconds".into(), self.partial_seconds.to_string());
         m.insert("rows".into(), serde_json::to_string(&self.rows).unwrap_or_default());
         m
@@ -72,10 +77,16 @@ impl LoopState {
             epoch: get(m, "epoch")?,
             batch: get(m, "batch")?,
             step: get(m, "step")?,
-            noise_step: get(m, "noise_step")?,
             best_val,
             bad_epochs: get(m, "bad_epochs")?,
             partial: (f64::from_bits(get(m, "partial_loss_bits")?), get(m, "partial_samples")?),
+            partial_terms: serde_json::from_str::<Vec<(String, u64)>>(
+                m.get("partial_terms").map_or("[]", String::as_str),
+            )
+            .map_err(|e| format!("bad `partial_terms`: {e}"))?
+            .into_iter()
+            .map(|(n, b)| (n, f64::from_bits(b)))
+            .collect(),
             partial_seconds: get(m, "partial_seconds")?,
             rows: serde_json::from_str(m.get("rows").map_or("[]", String::as_str))
                 .map_err(|e| format!("bad `rows`: {e}"))?,

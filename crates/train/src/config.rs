@@ -539,6 +539,16 @@ fn validate(r: &Resolved) -> Result<()> {
     if let Some((key, value, allowed)) = c.train.check() {
         return Err(out_of_range(r, key, &value, allowed));
     }
+    if c.model.is_variational()
+        && c.model.likelihood == bottleneck_models::Likelihood::Bernoulli
+        && c.data.normalize == bottleneck_data::Normalize::Standard
+    {
+        return Err(TrainError::Config(format!(
+            "invalid value \"standard\" for `data.normalize` (set in {}): a Bernoulli likelihood (`model.likelihood`, set in {}) needs targets in [0, 1]; use data.normalize = \"unit\", or model.likelihood = \"gaussian\"",
+            r.source_of("data.normalize"),
+            r.source_of("model.likelihood")
+        )));
+    }
     if let Some((key, value, allowed)) = c.launcher.slurm.check() {
         return Err(out_of_range(r, key, &value, allowed));
     }

@@ -121,6 +121,33 @@ pub struct EpochRow {
     pub epoch_seconds: f64,
     /// Training samples per second (kept in `timings.csv`).
     pub samples_per_second: f64,
+    /// Mean value of each term of the objective over the epoch's training samples
+    /// (unweighted), in the model's order: `train_<name>` columns.
+    #[serde(default)]
+    pub train_terms: Vec<(String, f64)>,
+    /// The same on the validation split: `val_<name>` columns.
+    #[serde(default)]
+    pub val_terms: Vec<(String, f64)>,
+}
+
+impl EpochRow {
+    /// The names of the terms in `rows`, in order of first appearance.
+    #[must_use]
+    pub fn term_names(rows: &[Self]) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for r in rows {
+            for (n, _) in r.train_terms.iter().chain(&r.val_terms) {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+        names
+    }
+}
+
+fn term_of(terms: &[(String, f64)], name: &str) -> Option<f64> {
+    terms.iter().find(|t| t.0 == name).map(|t| t.1)
 }
 
 /// A run directory.
@@ -226,20 +253,24 @@ impl RunDir {
         serde_json::from_slice(&fs_err::read(&path)?).map_err(|e| TrainError::Run { path, reason: e.to_string() })
     }
 
-    /// Writes `metrics.csv` + `metrics.parquet` (losses, lr) and `timings.csv` (seconds,
+    /// Writes `metrics.csv` + `metrics.parquet` (losses, lr, then `train_<term>` and
+    /// `val_<term>` for each term of the objective) and `timings.csv` (seconds,
     /// samples/s): the metrics are identical for a seed; timings never are.
     pub fn write_metrics(&self, rows: &[EpochRow]) -> Result<()> {
         let epoch: Vec<u32> = rows.iter().map(|r| r.epoch as u32).collect();
-        let mut metrics = DataFrame::new(
-            rows.len(),
-            vec![
-                Column::new("epoch".into(), &epoch),
-                Column::new("train_loss".into(), rows.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
-                Column::new("val_loss".into(), rows.iter().map(|r| r.val_loss).collect::<Vec<_>>()),
-                Column::new("lr".into(), rows.iter().map(|r| r.lr).collect::<Vec<_>>()),
-            ],
-        )
-        .map_err(|e| self.polars("metrics", e))?;
+        let mut cols = vec![
+            Column::new("epoch".into(), &epoch),
+            Column::new("train_loss".into(), rows.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
+            Column::new("val_loss".into(), rows.iter().map(|r| r.val_loss).collect::<Vec<_>>()),
+            Column::new("lr".into(), rows.iter().map(|r| r.lr).collect::<Vec<_>>()),
+        ];
+        for name in EpochRow::term_names(rows) {
+            let train: Vec<Option<f64>> = rows.iter().map(|r| term_of(&r.train_terms, &name)).collect();
+            let val: Vec<Option<f64>> = rows.iter().map(|r| term_of(&r.val_terms, &name)).collect();
+            cols.push(Column::new(format!("train_{name}").into(), train));
+            cols.push(Column::new(format!("val_{name}").into(), val));
+        }
+        let mut metrics = DataFrame::new(rows.len(), cols).map_err(|e| self.polars("metrics", e))?;
         let mut timings = DataFrame::new(
             rows.len(),
             vec![

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bottleneck_data::{Batcher, Dataset, Split};
-use bottleneck_models::loss::{bce, mse, per_sample_sse, psnr, scalar};
-use bottleneck_models::{build, seeded_var_builder, Autoencoder};
+use bottleneck_models::eval::{EvalOptions, EvalReport, Evaluator};
+use bottleneck_models::loss::scalar;
+use bottleneck_models::{build, seeded_var_builder, total, Autoencoder, StepCtx, Term};
 use candle_core::{DType, Device, Var};
 use candle_nn::VarMap;
 use polars::prelude::*;
@@ -20,7 +21,7 @@ use crate::optim::Optimizer;
 use crate::rundir::{write_table, EpochRow, RunDir, Table};
 
 /// Seed of the fixed noise used to score denoising models noisy → clean.
-pub const EVAL_NOISE_SEED: u64 = 0x0000_e7a1;
+pub const EVAL_NOISE_SEED: u64 = bottleneck_models::eval::EVAL_NOISE_SEED;
 
 /// What the loop reports while it runs (a progress bar, log lines, or nothing).
 pub trait Observer {
@@ -105,18 +106,55 @@ pub fn named_vars(map: &VarMap) -> Vec<(String, Var)> {
     v
 }
 
-/// Mean loss of `model` over `split` (no noise, no gradients).
-pub fn eval_loss(model: &dyn Autoencoder, split: &Split, cfg: &ExperimentConfig, dev: &Device) -> Result<Option<f64>> {
+/// Mean value of each term of an objective, by name, in the model's order.
+pub type TermMeans = Vec<(String, f64)>;
+
+/// Adds `n ×` each term's value to `sums` (named in the model's order on first use).
+fn add_terms(sums: &mut Vec<(String, f64)>, terms: &[Term], n: usize) -> Result<()> {
+    for t in terms {
+        let v = scalar(&t.value)? * n as f64;
+        match sums.iter_mut().find(|s| s.0 == t.name) {
+            Some(s) => s.1 += v,
+            None => sums.push((t.name.to_string(), v)),
+        }
+    }
+    Ok(())
+}
+
+/// Mean loss of `model` over `split` and the mean of each term (no noise, no
+/// gradients; a stochastic code draws evaluation stream `i` for batch `i`), with the
+/// term weights of `epoch`.
+pub fn eval_loss(
+    model: &dyn Autoencoder,
+    split: &Split,
+    cfg: &ExperimentConfig,
+    dev: &Device,
+    epoch: usize,
+) -> Result<Option<(f64, TermMeans)>> {
     if split.is_empty() {
         return Ok(None);
     }
     let mut sum = 0.0;
-    for b in Batcher::new(split, cfg.train.eval_batch_size).device(dev) {
+    let mut terms = Vec::new();
+    for (i, b) in Batcher::new(split, cfg.train.eval_batch_size).device(dev).enumerate() {
         let b = b?;
         let n = b.xs.dim(0)?;
-        sum += scalar(&model.loss(&b.xs, cfg.train.loss, false)?)? * n as f64;
+        let parts = model.objective(&b.xs, &b.xs, &StepCtx::eval(i as u64, epoch, cfg.train.loss))?;
+        sum += scalar(&total(&parts)?)? * n as f64;
+        add_terms(&mut terms, &parts, n)?;
     }
-    Ok(Some(sum / split.len() as f64))
+    let len = split.len() as f64;
+    Ok(Some((sum / len, terms.into_iter().map(|(k, v)| (k, v / len)).collect())))
+}
+
+/// The factor that scales the gradients to global norm `clip` (1 when they are within it
+/// or clipping is off).
+fn clip_scale(opt: &Optimizer, grads: &candle_core::backprop::GradStore, clip: f64) -> Result<f64> {
+    if clip <= 0.0 {
+        return Ok(1.0);
+    }
+    let norm = opt.grad_norm(grads)?;
+    Ok(if norm > clip { clip / (norm + 1e-6) } else { 1.0 })
 }
 
 /// Trains (or continues) the run in `dir` per `cfg`. `resume` continues from
@@ -142,7 +180,6 @@ pub fn train(
     let tc = &cfg.train;
     let mut opt = Optimizer::new(tc, named_vars(&varmap))?;
     let mut st = if resume { checkpoint::load(&dir.last_checkpoint(), &mut opt)? } else { LoopState::default() };
-    model.set_noise_step(st.noise_step);
     let full = Batcher::new(&data.train, tc.batch_size).num_batches();
     let per_epoch = if tc.max_batches > 0 { full.min(tc.max_batches) } else { full };
     let mut early_stopped = false;
@@ -159,7 +196,8 @@ pub fn train(
         for b in batches {
             let b = b?;
             let n = b.xs.dim(0)?;
-            let loss = model.loss(&b.xs, tc.loss, true)?;
+            let terms = model.objective(&b.xs, &b.xs, &StepCtx::train(st.step, epoch, tc.loss))?;
+            let loss = total(&terms)?;
             let value = scalar(&loss)?;
             if !value.is_finite() {
                 return Ok(Outcome::Failed(format!(
@@ -169,48 +207,43 @@ pub fn train(
                 )));
             }
             let grads = loss.backward()?;
-            let scale = if tc.grad_clip > 0.0 {
-                let norm = opt.grad_norm(&grads)?;
-                if norm > tc.grad_clip {
-                    tc.grad_clip / (norm + 1e-6)
-                } else {
-                    1.0
-                }
-            } else {
-                1.0
-            };
+            let scale = clip_scale(&opt, &grads, tc.grad_clip)?;
             opt.step(&grads, lr, scale)?;
             st.step = opt.step;
             st.batch += 1;
             st.partial.0 += value * n as f64;
             st.partial.1 += n;
+            add_terms(&mut st.partial_terms, &terms, n)?;
             let secs = st.partial_seconds + started.elapsed().as_secs_f64();
             obs.batch_end(value, st.partial.1 as f64 / secs.max(1e-9));
             if stop.load(Ordering::SeqCst) {
                 st.partial_seconds += started.elapsed().as_secs_f64();
-                st.noise_step = model.noise_step();
                 checkpoint::save(&dir.last_checkpoint(), &opt, &st)?;
                 return Ok(Outcome::Interrupted);
             }
         }
         // Training time only: validation is not part of an epoch's throughput.
         let seconds = st.partial_seconds + started.elapsed().as_secs_f64();
-        let val_loss = eval_loss(model.as_ref(), &data.val, cfg, &dev)?;
+        let val = eval_loss(model.as_ref(), &data.val, cfg, &dev, epoch)?;
+        let samples = st.partial.1.max(1) as f64;
         let row = EpochRow {
             epoch: epoch + 1,
-            train_loss: st.partial.0 / st.partial.1.max(1) as f64,
-            val_loss,
+            train_loss: st.partial.0 / samples,
+            val_loss: val.as_ref().map(|v| v.0),
             lr,
             epoch_seconds: seconds,
             samples_per_second: st.partial.1 as f64 / seconds.max(1e-9),
+            train_terms: st.partial_terms.iter().map(|(k, v)| (k.clone(), v / samples)).collect(),
+            val_terms: val.map(|v| v.1).unwrap_or_default(),
         };
+        let val_loss = row.val_loss;
         obs.epoch_end(&row, tc.epochs);
         st.rows.push(row);
         st.epoch += 1;
         st.batch = 0;
         st.partial = (0.0, 0);
+        st.partial_terms.clear();
         st.partial_seconds = 0.0;
-        st.noise_step = model.noise_step();
         if let Some(v) = val_loss {
             if st.best_val.is_none_or(|(b, _)| v < b) {
                 st.best_val = Some((v, epoch + 1));
@@ -245,7 +278,16 @@ fn evaluate(
     if st.best_val.is_some() && dir.best_checkpoint().is_file() {
         checkpoint::load_weights(&dir.best_checkpoint(), opt.params())?;
     }
-    let mut metrics = test_metrics(model, &data.test, cfg, dev)?;
+    let report = evaluate_split(model, &data.test, cfg, dev, st.epoch.saturating_sub(1), cfg.train.nll_samples)?;
+    let mut metrics = report.metrics;
+    if let Some(&active) = metrics.get("test_active_units") {
+        let k = model.latent_dim();
+        if active * 2.0 < k as f64 {
+            tracing::warn!(
+                "posterior collapse: only {active} of {k} latent units are active (variance of their posterior mean over the test set > 0.01); try a lower model.beta, model.kl_warmup_epochs or a smaller model.latent_dim"
+            );
+        }
+    }
     if let Some((v, e)) = st.best_val {
         metrics.insert("best_val_loss".into(), v);
         metrics.insert("best_epoch".into(), e as f64);
@@ -253,6 +295,14 @@ fn evaluate(
     metrics.insert("epochs".into(), st.rows.len() as f64);
     if let Some(last) = st.rows.last() {
         metrics.insert("final_train_loss".into(), last.train_loss);
+        if last.train_terms.len() > 1 {
+            for (name, v) in &last.train_terms {
+                metrics.insert(format!("final_train_{name}"), *v);
+            }
+            for (name, v) in &last.val_terms {
+                metrics.insert(format!("final_val_{name}"), *v);
+            }
+        }
     }
     let n = st.rows.len().max(1) as f64;
     metrics.insert("mean_epoch_seconds".into(), st.rows.iter().map(|r| r.epoch_seconds).sum::<f64>() / n);
@@ -261,37 +311,25 @@ fn evaluate(
     Ok(metrics)
 }
 
-/// Test-set reconstruction metrics: MSE, BCE, PSNR, per-image squared error and, for
-/// denoising models, the noisy → clean MSE under a fixed noise seed.
-pub fn test_metrics(
+/// Test-set metrics ([`Evaluator`]): MSE, BCE, PSNR and per-image squared error of the
+/// deterministic reconstruction for every kind; the noisy → clean MSE of denoising
+/// models (fixed noise seed); each term of a multi-term objective; for a stochastic code
+/// the −ELBO, the importance-weighted NLL with `nll_samples` samples (0 = none), KL per
+/// unit and active units. `epoch` sets the schedules of the objective's weights.
+pub fn evaluate_split(
     model: &dyn Autoencoder,
-    test: &Split,
+    split: &Split,
     cfg: &ExperimentConfig,
     dev: &Device,
-) -> Result<BTreeMap<String, f64>> {
-    let mut sums = [0f64; 4];
-    for (i, b) in Batcher::new(test, cfg.train.eval_batch_size).device(dev).enumerate() {
-        let b = b?;
-        let n = b.xs.dim(0)? as f64;
-        let out = model.forward_t(&b.xs, false)?;
-        sums[0] += scalar(&mse(&out, &b.xs)?)? * n;
-        sums[1] += scalar(&bce(&out.clamp(0.0, 1.0)?, &b.xs.clamp(0.0, 1.0)?)?)? * n;
-        sums[2] += scalar(&per_sample_sse(&out, &b.xs)?)? * n;
-        if let Some(noise) = model.noise() {
-            let noisy = noise.apply_seeded(&b.xs, EVAL_NOISE_SEED + i as u64)?;
-            sums[3] += scalar(&mse(&model.forward_t(&noisy, false)?, &b.xs)?)? * n;
-        }
+    epoch: usize,
+    nll_samples: usize,
+) -> Result<EvalReport> {
+    let opts = EvalOptions { loss: cfg.train.loss, nll_samples, seed: cfg.seed, epoch };
+    let mut ev = Evaluator::new(model, opts);
+    for (i, b) in Batcher::new(split, cfg.train.eval_batch_size).device(dev).enumerate() {
+        ev.add(&b?.xs, i)?;
     }
-    let n = test.len().max(1) as f64;
-    let mut m = BTreeMap::new();
-    m.insert("test_mse".into(), sums[0] / n);
-    m.insert("test_bce".into(), sums[1] / n);
-    m.insert("test_psnr".into(), psnr(sums[0] / n, 1.0));
-    m.insert("test_sse_per_image".into(), sums[2] / n);
-    if model.noise().is_some() {
-        m.insert("test_noisy_mse".into(), sums[3] / n);
-    }
-    Ok(m)
+    Ok(ev.finish())
 }
 
 /// Writes `latents.parquet`: one row per test sample, `index`, `label` (when labelled)

@@ -71,6 +71,9 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Batch size for validation, test and latents.
     pub eval_batch_size: usize,
+    /// Importance samples K of the test NLL estimate of a stochastic code (Burda et al.
+    /// 2016); 0 = skip it.
+    pub nll_samples: usize,
 }
 
 impl Default for TrainConfig {
@@ -95,6 +98,7 @@ impl Default for TrainConfig {
             max_batches: 0,
             threads: 0,
             eval_batch_size: 1000,
+            nll_samples: 100,
         }
     }
 }

@@ -135,6 +135,36 @@ fn out_of_range_values_name_key_and_source() {
 }
 
 #[test]
+fn bad_values_of_the_new_kinds_name_key_and_source() {
+    for (o, key) in [
+        ("model.beta=-1.0", "model.beta"),
+        ("model.beta=nan", "model.beta"),
+        ("model.sparsity_target=1.0", "model.sparsity_target"),
+        ("model.sparsity_target=0", "model.sparsity_target"),
+        ("model.sparsity_weight=nan", "model.sparsity_weight"),
+        ("model.contractive_weight=nan", "model.contractive_weight"),
+        ("model.gamma=inf", "model.gamma"),
+        ("model.gaussian_std=0.0", "model.gaussian_std"),
+        ("model.contractive_samples=0", "model.contractive_samples"),
+    ] {
+        err("fashion-vae", &[o], &[], &[&format!("`{key}`"), &format!("command-line override `{o}`")]);
+    }
+    // A Bernoulli likelihood needs targets in [0, 1]: both keys and their sources are named.
+    err(
+        "fashion-vae",
+        &["data.normalize=standard"],
+        &[],
+        &["`data.normalize`", "command-line override `data.normalize=standard`", "Bernoulli", "vae.toml:", "gaussian"],
+    );
+    let r = resolve("fashion-vae", &["data.normalize=standard", "model.likelihood=gaussian"], &[]).unwrap();
+    assert!(r.config.model.is_variational());
+    // Under a denoising wrapper the VAE is still checked.
+    err("fashion-vae", &["model.kind=denoising", "model.wraps=vae", "data.normalize=standard"], &[], &["Bernoulli"]);
+    err("fashion-vae", &["model.likelihood=poisson"], &[], &["`model.likelihood`", "poisson", "bernoulli", "gaussian"]);
+    err("fashion-sparse", &["model.sparsity=l2"], &[], &["`model.sparsity`", "l2", "l1", "kl"]);
+}
+
+#[test]
 fn bad_values_in_files_name_the_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("experiments")).unwrap();
@@ -167,7 +197,12 @@ fn missing_group_option_and_experiment() {
         "fashion-dense",
         &["model=convv"],
         &[],
-        &["`model`", "`convv`", "conv, denoising, dense, linear", "command-line override `model=convv`"],
+        &[
+            "`model`",
+            "`convv`",
+            "contractive, conv, conv-vae, denoising, dense, linear, sparse, vae",
+            "command-line override `model=convv`",
+        ],
     );
     let e = resolve("nope", &[], &[]).unwrap_err();
     assert!(e.contains("nope.toml") && e.contains("not found") && e.contains("fashion-dense.toml"), "{e}");

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use bottleneck_data::{DataConfig, RawDataset, SearchPath};
-use bottleneck_models::{build, seeded_var_builder, Autoencoder, ModelConfig};
+use bottleneck_models::{build, seeded_var_builder, total, Autoencoder, ModelConfig, ReconLoss, StepCtx};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
@@ -32,4 +32,10 @@ pub fn model(cfg: &ModelConfig, input_shape: &[usize], seed: u64) -> (Box<dyn Au
 /// A tensor's values, flattened.
 pub fn values(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// The training loss (weighted sum of the objective's terms) of `m` on `xs` at `step`.
+pub fn loss(m: &dyn Autoencoder, xs: &Tensor, train: bool, step: u64) -> Tensor {
+    let ctx = StepCtx { rng_step: step, epoch: 0, train, loss: ReconLoss::Mse };
+    total(&m.objective(xs, xs, &ctx).unwrap()).unwrap()
 }
