@@ -237,8 +237,8 @@ impl Figure for Bars {
             .y_desc(self.y_desc.as_str())
             .x_labels(n.min(32))
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => format!("{i}"),
-                SegmentValue::Last => String::new(),
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if *i < n => format!("{i}"),
+                _ => String::new(),
             })
             .y_label_formatter(&|v| format!("{v:.2}"))
             .draw()

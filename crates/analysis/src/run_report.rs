@@ -460,7 +460,7 @@ fn code_figures(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfi
         let fig = Bars {
             title: format!("{name}: KL per latent unit ({active} of {k} active)"),
             x_desc: "latent unit".into(),
-            y_desc: "KL(q(z_j|x) ‖ N(0, 1)), nats (test mean)".into(),
+            y_desc: "KL of the unit to N(0, 1), nats (test mean)".into(),
             values: report.kl_per_unit.clone(),
         };
         figs.push(Fig { title: "KL per latent unit".into(), png: rel(&dir.path, &save(&fig, &plots, "kl_per_unit")?) });
@@ -476,7 +476,7 @@ fn code_figures(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfi
         let mean_abs = values.iter().map(|v| v.abs()).sum::<f64>() / values.len().max(1) as f64;
         let fig = Distribution {
             title: format!("{name}: code activations of the test set (mean |z| = {mean_abs:.4})"),
-            x_desc: "activation z_j (all units)".into(),
+            x_desc: "activation of a code unit (all units pooled)".into(),
             values,
             bins: 60,
         };

@@ -16,8 +16,10 @@ use crate::terms::{gaussian_kl_per_unit, standard_normal, LN_2PI};
 pub const EVAL_NOISE_SEED: u64 = 0x0000_e7a1;
 /// Salt of the importance samples' seed.
 const IS_SALT: u64 = 0x1500_0001;
-/// Importance samples decoded at once, at most (rows of a batch × samples).
-const IS_ROWS: usize = 16_384;
+/// Importance samples decoded at once, at most (rows of a batch × samples): the
+/// decoder's intermediate tensors of one chunk stay alive together (they carry the
+/// autograd graph of the weights), ≈ 50 bytes × features each.
+const IS_ROWS: usize = 4_096;
 /// A unit is active when the variance over the data of its posterior mean exceeds this
 /// (Burda et al. 2016, section 5.2).
 pub const ACTIVE_UNIT_THRESHOLD: f64 = 0.01;
@@ -190,10 +192,21 @@ pub fn importance_nll(
     let mut weights: Vec<Vec<f64>> = vec![Vec::with_capacity(samples); b];
     let log_norm = 0.5 * k as f64 * LN_2PI;
     let mut done = 0;
-    let mut c = 0u64;
     while done < samples {
         let kc = chunk.min(samples - done);
-        let eps = standard_normal(&[kc, b, k], seed ^ IS_SALT, (batch as u64) << 20 | c, mean.dtype(), mean.device())?;
+        // Sample s of batch `batch` always comes from the same stream, whatever the chunking.
+        let draws = (done..done + kc)
+            .map(|s| {
+                standard_normal(
+                    &[1, b, k],
+                    seed ^ IS_SALT,
+                    ((batch as u64) << 20) | s as u64,
+                    mean.dtype(),
+                    mean.device(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let eps = Tensor::cat(&draws, 0)?;
         let zs = mean.unsqueeze(0)?.broadcast_add(&std.unsqueeze(0)?.broadcast_mul(&eps)?)?;
         let mut rep = vec![kc, b];
         rep.extend(&xs.dims()[1..]);
@@ -214,7 +227,6 @@ pub fn importance_nll(
             }
         }
         done += kc;
-        c += 1;
     }
     for (i, ws) in weights.iter().enumerate() {
         let max = ws.iter().copied().fold(f64::NEG_INFINITY, f64::max);

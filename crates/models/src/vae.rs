@@ -199,3 +199,35 @@ impl Autoencoder for Vae {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(beta: f64, warmup: usize, cap: f64, cap_epochs: usize) -> VaeConfig {
+        VaeConfig {
+            backbone: BackboneConfig::Dense(crate::ModelConfig::default().dense(&[4])),
+            likelihood: Likelihood::Bernoulli,
+            beta,
+            kl_warmup_epochs: warmup,
+            capacity_max: cap,
+            capacity_epochs: cap_epochs,
+            gamma: 1000.0,
+            gaussian_std: 0.1,
+            learn_std: false,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn kl_warm_up_and_capacity_schedules() {
+        let c = cfg(4.0, 3, 0.0, 0);
+        let w: Vec<f64> = (0..6).map(|e| c.kl_weight(e)).collect();
+        assert_eq!(w, [1.0, 2.0, 3.0, 4.0, 4.0, 4.0]);
+        assert_eq!(cfg(2.0, 0, 0.0, 0).kl_weight(0), 2.0);
+        let c = cfg(1.0, 0, 25.0, 5);
+        let caps: Vec<f64> = (0..7).map(|e| c.capacity(e)).collect();
+        assert_eq!(caps, [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 25.0]);
+        assert_eq!(cfg(1.0, 0, 25.0, 0).capacity(0), 25.0);
+    }
+}

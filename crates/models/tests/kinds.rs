@@ -281,3 +281,29 @@ fn a_contractive_encoder_has_a_smaller_jacobian_than_the_same_autoencoder() {
     eprintln!("‖J‖²_F on held-out images: plain {plain:.4}, contractive {cae:.4}");
     assert!(cae < 0.5 * plain, "contractive {cae} vs plain {plain}");
 }
+
+#[test]
+fn capacity_control_logs_the_kl_and_optimises_the_gap() {
+    let xs = fashion(16);
+    let cfg = ModelConfig {
+        kind: ModelKind::Vae,
+        hidden: vec![32],
+        latent_dim: 4,
+        capacity_max: 20.0,
+        capacity_epochs: 4,
+        gamma: 100.0,
+        ..ModelConfig::default()
+    };
+    let (m, _) = model(&cfg, &[1, 28, 28], 1);
+    let ctx = bottleneck_models::StepCtx { rng_step: 0, epoch: 2, train: true, loss: ReconLoss::Mse };
+    let terms = m.objective(&xs, &xs, &ctx).unwrap();
+    let names: Vec<&str> = terms.iter().map(|t| t.name).collect();
+    assert_eq!(names, ["recon", "kl", "capacity"]);
+    let (kl, gap) = (scalar(&terms[1].value).unwrap(), scalar(&terms[2].value).unwrap());
+    // At epoch 2 of 4, C = 10 nats.
+    assert!((gap - (kl - 10.0).abs()).abs() < 1e-4, "kl {kl}, gap {gap}");
+    assert!(terms[1].weight.abs() < f64::EPSILON && (terms[2].weight - 100.0).abs() < f64::EPSILON);
+    let total = scalar(&bottleneck_models::total(&terms).unwrap()).unwrap();
+    let recon = scalar(&terms[0].value).unwrap();
+    assert!((total - (recon + 100.0 * gap)).abs() < 1e-3 * total, "{total} vs {recon} + 100·{gap}");
+}

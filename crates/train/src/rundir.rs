@@ -113,7 +113,9 @@ pub struct EpochRow {
     pub epoch: usize,
     /// Mean training loss over the epoch's samples (noisy inputs for denoising).
     pub train_loss: f64,
-    /// Mean validation loss (clean inputs); none without a validation split.
+    /// Mean validation loss (clean inputs), with the term weights of the last epoch (so
+    /// that it compares across epochs under KL warm-up or capacity schedules); none
+    /// without a validation split.
     pub val_loss: Option<f64>,
     /// Learning rate used.
     pub lr: f64,

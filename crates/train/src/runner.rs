@@ -183,6 +183,7 @@ pub fn train(
     let full = Batcher::new(&data.train, tc.batch_size).num_batches();
     let per_epoch = if tc.max_batches > 0 { full.min(tc.max_batches) } else { full };
     let mut early_stopped = false;
+    let mut terms_complete = !(st.partial.1 > 0 && st.partial_terms.is_empty());
     while st.epoch < tc.epochs {
         let epoch = st.epoch;
         let lr = tc.lr_at(epoch);
@@ -224,7 +225,10 @@ pub fn train(
         }
         // Training time only: validation is not part of an epoch's throughput.
         let seconds = st.partial_seconds + started.elapsed().as_secs_f64();
-        let val = eval_loss(model.as_ref(), &data.val, cfg, &dev, epoch)?;
+        // With the term weights of the last epoch, so that epochs compare (and the best
+        // checkpoint is chosen) on one objective even while a KL warm-up or capacity
+        // schedule changes the training weights.
+        let val = eval_loss(model.as_ref(), &data.val, cfg, &dev, tc.epochs.saturating_sub(1))?;
         let samples = st.partial.1.max(1) as f64;
         let row = EpochRow {
             epoch: epoch + 1,
@@ -233,7 +237,12 @@ pub fn train(
             lr,
             epoch_seconds: seconds,
             samples_per_second: st.partial.1 as f64 / seconds.max(1e-9),
-            train_terms: st.partial_terms.iter().map(|(k, v)| (k.clone(), v / samples)).collect(),
+            // A checkpoint from before per-term sums has none for its partial epoch.
+            train_terms: if terms_complete {
+                st.partial_terms.iter().map(|(k, v)| (k.clone(), v / samples)).collect()
+            } else {
+                Vec::new()
+            },
             val_terms: val.map(|v| v.1).unwrap_or_default(),
         };
         let val_loss = row.val_loss;
@@ -243,6 +252,7 @@ pub fn train(
         st.batch = 0;
         st.partial = (0.0, 0);
         st.partial_terms.clear();
+        terms_complete = true;
         st.partial_seconds = 0.0;
         if let Some(v) = val_loss {
             if st.best_val.is_none_or(|(b, _)| v < b) {

@@ -586,9 +586,12 @@ impl Sweep {
 }
 
 /// Metrics shown first in the summary, when present.
-const FIRST_METRICS: [&str; 8] = [
+const FIRST_METRICS: [&str; 11] = [
     "test_mse",
     "test_noisy_mse",
+    "test_neg_elbo",
+    "test_is_nll",
+    "test_active_units",
     "linear_probe_accuracy",
     "knn_accuracy",
     "trustworthiness",
