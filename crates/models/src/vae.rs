@@ -220,6 +220,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // small integers and their ratios are exact in f64
     fn kl_warm_up_and_capacity_schedules() {
         let c = cfg(4.0, 3, 0.0, 0);
         let w: Vec<f64> = (0..6).map(|e| c.kl_weight(e)).collect();
