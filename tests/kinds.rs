@@ -1,6 +1,9 @@
 //! The regularised and generative kinds end to end: per-term metrics, the VAE's test
 //! metrics and figures, reproducibility and interrupt → resume, and the sweep summary.
 
+// The suite's short names: e(xperiment), o(utput), d(ir), m(etrics), h(eader).
+#![allow(clippy::many_single_char_names)]
+
 use std::path::Path;
 
 use crate::common;
