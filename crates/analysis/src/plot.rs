@@ -130,6 +130,15 @@ impl Figure for LossCurves {
     }
 }
 
+/// A y tick label with as many decimals as its magnitude needs.
+fn tick(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.1}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.4}"),
+    }
+}
+
 fn draw_panel<DB: DrawingBackend>(p: &LossPanel, caption: &str, area: &DrawingArea<DB, Shift>) -> DrawResult {
     let values: Vec<f64> = p.train.iter().chain(&p.val).map(|v| v.1).filter(|v| v.is_finite()).collect();
     // Log scale only when the values are positive and span more than a decade: inside
@@ -180,7 +189,7 @@ fn draw_panel<DB: DrawingBackend>(p: &LossPanel, caption: &str, area: &DrawingAr
             .x_desc("epoch")
             .y_desc(format!("{} (log scale)", p.unit))
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.4}"))
+            .y_label_formatter(&|v| tick(*v))
             .draw()
             .map_err(e)?;
         series!(&mut chart);
@@ -193,7 +202,7 @@ fn draw_panel<DB: DrawingBackend>(p: &LossPanel, caption: &str, area: &DrawingAr
             .x_desc("epoch")
             .y_desc(p.unit.as_str())
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.4}"))
+            .y_label_formatter(&|v| tick(*v))
             .draw()
             .map_err(e)?;
         series!(&mut chart);

@@ -7,7 +7,8 @@
 //! - [`conv2d`] and [`conv_transpose2d`]: im2col/col2im + gemm, parallel over groups of
 //!   samples, with the bias and activation fused; backward without a gradient for inputs
 //!   that need none.
-//! - [`mse`]: the mean squared error and its gradient in one pass each.
+//! - [`mse`]: the mean squared error and its gradient in one pass each; [`bernoulli_nll`]:
+//!   the binary cross-entropy with logits summed per sample, likewise.
 //! - [`AdamStep`], [`SgdStep`]: the optimiser update applied in place to a parameter, one
 //!   pass over parameter, gradient and moments.
 //! - [`flush_denormals`]: flush-to-zero / denormals-are-zero on every worker thread (what
@@ -35,5 +36,5 @@ pub use blas::sgemm;
 pub use conv::{conv2d, conv_transpose2d, Conv2dParams, ConvTranspose2dParams};
 pub use cpu::{flush_denormals, grad_sq_sum};
 pub use linear::linear;
-pub use loss::mse;
+pub use loss::{bernoulli_nll, mse};
 pub use optim::{AdamStep, SgdStep};

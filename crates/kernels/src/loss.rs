@@ -1,8 +1,10 @@
-//! The mean squared error as one op: one pass forward, one pass backward.
+//! Losses as one op each, one pass forward and one backward: the mean squared error and
+//! the Bernoulli negative log-likelihood of logits (a VAE's reconstruction term).
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use crate::cpu::{slice, tensor, with_f32};
+use crate::par;
 
 const NAME: &str = "mse";
 
@@ -45,4 +47,76 @@ impl CustomOp2 for Mse {
 /// Mean over all elements of `(a - b)²`, a scalar; differentiable in both.
 pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.contiguous()?.apply_op2(&b.contiguous()?, Mse)
+}
+
+const BCE: &str = "bernoulli_nll";
+/// Elements per parallel block.
+const BLOCK: usize = 16_384;
+
+/// `softplus(l) = log(1 + eˡ)` without overflow.
+fn softplus(l: f32) -> f32 {
+    l.max(0.0) + (-l.abs()).exp().ln_1p()
+}
+
+struct BernoulliNll;
+
+impl CustomOp2 for BernoulliNll {
+    fn name(&self) -> &'static str {
+        BCE
+    }
+
+    fn cpu_fwd(&self, a: &CpuStorage, al: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        if al.dims() != bl.dims() || al.dims().is_empty() {
+            bail!("{BCE}: logits {:?} and targets {:?} must have one shape [batch, ...]", al.dims(), bl.dims());
+        }
+        let rows = al.dims()[0];
+        let (l, x) = (slice(a, al, BCE)?, slice(b, bl, BCE)?);
+        // Blocks in parallel (transcendentals dominate), their f64 sums added in order:
+        // the same value for any thread count.
+        let blocks = l.len().div_ceil(BLOCK);
+        let sum: f64 = par::map(blocks, |i| {
+            let r = i * BLOCK..((i + 1) * BLOCK).min(l.len());
+            let s: f32 = l[r.clone()].iter().zip(&x[r]).map(|(&l, &x)| softplus(l) - x * l).sum();
+            f64::from(s)
+        })
+        .into_iter()
+        .sum();
+        let mean = if rows == 0 { f64::NAN } else { sum / rows as f64 };
+        Ok((CpuStorage::F32(vec![mean as f32]), Shape::from(())))
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let scale = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()? / a.dim(0)?.max(1) as f32;
+        let da = if a.track_op() {
+            let d = with_f32(a, BCE, |l| {
+                with_f32(b, BCE, |x| {
+                    let mut d = vec![0f32; l.len()];
+                    par::chunks_mut(&mut d, BLOCK, |i, out| {
+                        let at = i * BLOCK;
+                        for (j, o) in out.iter_mut().enumerate() {
+                            *o = scale * (1.0 / (1.0 + (-l[at + j]).exp()) - x[at + j]);
+                        }
+                    });
+                    d
+                })
+            })??;
+            Some(tensor(d, a.shape().clone())?)
+        } else {
+            None
+        };
+        let db = if b.track_op() {
+            Some(tensor(with_f32(a, BCE, |l| l.iter().map(|&l| -scale * l).collect::<Vec<f32>>())?, b.shape().clone())?)
+        } else {
+            None
+        };
+        Ok((da, db))
+    }
+}
+
+/// The Bernoulli negative log-likelihood of targets `x` in [0, 1] under `logits`, summed
+/// over each sample's features and averaged over the batch: mean over the rows of
+/// `Σ softplus(l) − x·l` (binary cross-entropy with logits, summed per sample), a scalar;
+/// differentiable in both.
+pub fn bernoulli_nll(logits: &Tensor, x: &Tensor) -> Result<Tensor> {
+    logits.contiguous()?.apply_op2(&x.contiguous()?, BernoulliNll)
 }

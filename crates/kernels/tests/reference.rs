@@ -2,7 +2,7 @@
 //! forward and backward, to 1e-4 relative (normwise: max |ours - ref| / max |ref|).
 
 use bottleneck_kernels::{
-    conv2d, conv_transpose2d, linear, mse, Act, AdamStep, Conv2dParams, ConvTranspose2dParams, SgdStep,
+    bernoulli_nll, conv2d, conv_transpose2d, linear, mse, Act, AdamStep, Conv2dParams, ConvTranspose2dParams, SgdStep,
 };
 use candle_core::{Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -140,6 +140,23 @@ fn mse_matches_candle_forward_and_backward() {
     let ours = mse(&a, &b).unwrap();
     let reference = (a.as_tensor() - b.as_tensor()).unwrap().sqr().unwrap().mean_all().unwrap();
     check("mse", &[&a, &b], &ours, &reference, &mut rng);
+}
+
+#[test]
+fn bernoulli_nll_matches_candle_forward_and_backward() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    // Logits of either sign and size, grey targets in [0, 1].
+    let l = Var::from_tensor(&(random(&mut rng, &[6, 1, 5, 5]) * 8.0).unwrap()).unwrap();
+    let x = Var::from_tensor(&random(&mut rng, &[6, 1, 5, 5]).affine(0.5, 0.5).unwrap()).unwrap();
+    let ours = bernoulli_nll(&l, &x).unwrap();
+    // softplus(l) − x·l with candle's ops: max(l, 0) + log(1 + e^(−|l|)) − x·l.
+    let lt = l.as_tensor();
+    let softplus = (lt.relu().unwrap()
+        + lt.abs().unwrap().neg().unwrap().exp().unwrap().affine(1.0, 1.0).unwrap().log().unwrap())
+    .unwrap();
+    let per = (softplus - (x.as_tensor() * lt).unwrap()).unwrap();
+    let reference = per.flatten_from(1).unwrap().sum(1).unwrap().mean_all().unwrap();
+    check("bernoulli_nll", &[&l, &x], &ours, &reference, &mut rng);
 }
 
 /// The textbook updates in f64, for comparison.

@@ -36,25 +36,35 @@ pub(crate) fn plain_body(b: &BackboneConfig, output: crate::Activation, vb: VarB
 }
 
 /// The trait methods of a kind whose code is its encoder's output and whose
-/// reconstruction is its decoder's output.
+/// reconstruction is its decoder's output (`self.body`): the shape, the code size,
+/// `encode` and `decode`. Expands inside an `impl Autoencoder` block.
+macro_rules! body_methods {
+    () => {
+        fn input_shape(&self) -> &[usize] {
+            &self.body.input_shape
+        }
+
+        fn latent_dim(&self) -> usize {
+            self.body.latent_dim
+        }
+
+        fn encode(&self, xs: &Tensor) -> Result<Tensor> {
+            self.body.encoder.forward(xs)
+        }
+
+        fn decode(&self, zs: &Tensor) -> Result<Tensor> {
+            self.body.decoder.forward(zs)
+        }
+    };
+}
+pub(crate) use body_methods;
+
+/// The whole `Autoencoder` impl of a plain kind named `$name`: [`body_methods`] and the
+/// summary; the objective is the trait's default (one `recon` term).
 macro_rules! plain_autoencoder {
     ($ty:ty, $name:expr) => {
         impl Autoencoder for $ty {
-            fn input_shape(&self) -> &[usize] {
-                &self.body.input_shape
-            }
-
-            fn latent_dim(&self) -> usize {
-                self.body.latent_dim
-            }
-
-            fn encode(&self, xs: &Tensor) -> Result<Tensor> {
-                self.body.encoder.forward(xs)
-            }
-
-            fn decode(&self, zs: &Tensor) -> Result<Tensor> {
-                self.body.decoder.forward(zs)
-            }
+            crate::dense::body_methods!();
 
             fn summary(&self) -> Summary {
                 Summary {

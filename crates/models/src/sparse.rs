@@ -59,21 +59,7 @@ impl Sparse {
 }
 
 impl Autoencoder for Sparse {
-    fn input_shape(&self) -> &[usize] {
-        &self.body.input_shape
-    }
-
-    fn latent_dim(&self) -> usize {
-        self.body.latent_dim
-    }
-
-    fn encode(&self, xs: &Tensor) -> Result<Tensor> {
-        self.body.encoder.forward(xs)
-    }
-
-    fn decode(&self, zs: &Tensor) -> Result<Tensor> {
-        self.body.decoder.forward(zs)
-    }
+    crate::dense::body_methods!();
 
     fn objective(&self, xs: &Tensor, target: &Tensor, ctx: &StepCtx) -> Result<Vec<Term>> {
         let zs = self.encode(xs)?;

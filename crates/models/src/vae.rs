@@ -168,7 +168,17 @@ impl Autoencoder for Vae {
         let salt = if ctx.train { TRAIN_SALT } else { EVAL_SALT };
         let eps = standard_normal(q.mean.dims(), self.cfg.seed ^ salt, ctx.rng_step, q.mean.dtype(), q.mean.device())?;
         let zs = (&q.mean + (q.logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
-        let recon = self.likelihood(&self.body.decoder.forward(&zs)?, target)?.mean_all()?.neg()?;
+        let decoded = self.body.decoder.forward(&zs)?;
+        let fused = self.cfg.likelihood == Likelihood::Bernoulli
+            && decoded.dtype() == candle_core::DType::F32
+            && decoded.device().is_cpu();
+        let recon = if fused {
+            // One pass forward and one backward (bottleneck-kernels) instead of a chain
+            // of elementwise ops: the same value to f32 rounding.
+            bottleneck_kernels::bernoulli_nll(&decoded, target)?
+        } else {
+            self.likelihood(&decoded, target)?.mean_all()?.neg()?
+        };
         let kl = gaussian_kl(&q.mean, &q.logvar)?;
         let mut terms = vec![Term::unit("recon", recon)];
         if self.cfg.capacity_max > 0.0 {
