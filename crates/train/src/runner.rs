@@ -288,7 +288,9 @@ fn evaluate(
     if st.best_val.is_some() && dir.best_checkpoint().is_file() {
         checkpoint::load_weights(&dir.best_checkpoint(), opt.params())?;
     }
-    let report = evaluate_split(model, &data.test, cfg, dev, st.epoch.saturating_sub(1), cfg.train.nll_samples)?;
+    // The final objective's weights, as validation uses (early stopping may end sooner).
+    let report =
+        evaluate_split(model, &data.test, cfg, dev, cfg.train.epochs.saturating_sub(1), cfg.train.nll_samples)?;
     let mut metrics = report.metrics;
     if let Some(&active) = metrics.get("test_active_units") {
         let k = model.latent_dim();
