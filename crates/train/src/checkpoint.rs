@@ -154,7 +154,7 @@ mod tests {
 
     /// The loop state, rows included, comes back bit for bit: a resumed run rewrites the
     /// finished epochs' rows from it. 382.64418640136716 is a value a run wrote that
-    /// serde_json's default float parser reads one ulp off.
+    /// `serde_json`'s default float parser reads one ulp off.
     #[test]
     fn loop_state_round_trips_exactly() {
         let row = |e: usize, v: f64| EpochRow {
