@@ -214,13 +214,22 @@ fn a_non_finite_loss_fails_the_run_with_the_reason() {
 fn bad_overrides_fail_before_training() {
     let tmp = tempfile::tempdir().unwrap();
     let e = experiment("fashion-dense");
-    for (o, key) in [("model.latent_dimm=3", "model.latent_dimm"), ("train.lr=abc", "train.lr")] {
+    for (o, key) in [
+        ("model.latent_dimm=3", "model.latent_dimm"),
+        ("train.lr=abc", "train.lr"),
+        ("device=cuda:0", "device"),
+        ("train.threads=100000", "train.threads"),
+    ] {
         let out = run(tmp.path(), &["run", &e, o]);
         assert_eq!(out.status.code(), Some(1));
         let err = text(&out.stderr);
         assert!(err.starts_with("error: ") && err.contains(&format!("`{key}`")), "{err}");
         assert!(!tmp.path().join("runs").exists(), "nothing is created before the config is valid");
     }
+    // Someone else's BOTTLENECK_ variable (scripts/slurm-local.sh documents this one) is
+    // not a config key.
+    let out = cmd(tmp.path(), &["config", &e]).env("BOTTLENECK_SLURM_DIR", "/tmp/slurm").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -182,7 +182,17 @@ pub fn resume(path: &Path, threads: Option<usize>, quiet: bool) -> Result<()> {
     let cfg = dir.read_config()?;
     let threads = match threads {
         Some(0) => bail!("--threads must be at least 1"),
+        Some(n) if n > bottleneck_train::train_config::MAX_THREADS => {
+            bail!("--threads {n} is too many: at most {}", bottleneck_train::train_config::MAX_THREADS)
+        }
         Some(n) => set_threads(n),
+        // A hand-edited config.toml is not resolved again: check its thread count here.
+        None if cfg.train.threads > bottleneck_train::train_config::MAX_THREADS => bail!(
+            "invalid value {} for `train.threads` in {}: must be 0 (all cores) or at most {}",
+            cfg.train.threads,
+            dir.file("config.toml").display(),
+            bottleneck_train::train_config::MAX_THREADS
+        ),
         None => apply_threads(&cfg),
     };
     logging::attach_file(&dir.file("train.log"))?;

@@ -34,7 +34,8 @@ pub const GROUPS: [&str; 3] = ["data", "model", "train"];
 pub const ENV_PREFIX: &str = "BOTTLENECK_";
 
 /// Variables with the prefix that are not config keys.
-const ENV_NOT_KEYS: [&str; 5] = [
+const ENV_NOT_KEYS: [&str; 6] = [
+    "BOTTLENECK_SWEEP_PARENT",
     "BOTTLENECK_DATA_DIR",
     "BOTTLENECK_CACHE_DIR",
     "BOTTLENECK_CONFIG_DIR",
@@ -445,9 +446,29 @@ pub fn resolve_with_env(
 }
 
 /// One layer per `BOTTLENECK_<SECTION>__<KEY>` variable, sorted by name.
+/// Whether the variable `name` (with the prefix) sets a config key: a
+/// `BOTTLENECK_<SECTION>__<KEY>` (any name with `__`), a top-level key
+/// (`BOTTLENECK_SEED`, `_NAME`, `_DEVICE`), or a section followed by one underscore
+/// (`BOTTLENECK_TRAIN_EPOCHS`, a likely typo of `TRAIN__EPOCHS`, kept so that its error
+/// names it). Every other `BOTTLENECK_` variable belongs to someone else (the data and
+/// cache directories, `BOTTLENECK_SLURM_DIR` of scripts/slurm-local.sh, a sweep's
+/// `BOTTLENECK_SWEEP_PARENT`) and is not read as a key.
+fn is_config_var(name: &str) -> bool {
+    const TOP: [&str; 3] = ["name", "seed", "device"];
+    // Not `sweep`: its keys are swept keys, and `BOTTLENECK_SWEEP_PARENT` is not a typo.
+    const SECTIONS: [&str; 4] = ["data", "model", "train", "launcher"];
+    let Some(rest) = name.strip_prefix(ENV_PREFIX) else { return false };
+    if ENV_NOT_KEYS.contains(&name) {
+        return false;
+    }
+    let rest = rest.to_ascii_lowercase();
+    rest.contains("__")
+        || TOP.contains(&rest.as_str())
+        || SECTIONS.iter().any(|s| rest.strip_prefix(s).is_some_and(|r| r.starts_with('_')))
+}
+
 fn env_layers(env: impl IntoIterator<Item = (String, String)>) -> Vec<Layer> {
-    let mut env: Vec<(String, String)> =
-        env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_NOT_KEYS.contains(&k.as_str())).collect();
+    let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| is_config_var(k)).collect();
     env.sort();
     env.into_iter()
         .map(|(name, raw)| {
@@ -554,6 +575,15 @@ fn validate(r: &Resolved) -> Result<()> {
     }
     if !(c.device == "cpu" || c.device == "auto" || c.device.starts_with("cuda:")) {
         return Err(out_of_range(r, "device", &format!("\"{}\"", c.device), "use \"cpu\", \"cuda:N\" or \"auto\""));
+    }
+    // Checked here, before any run directory exists, not when training starts.
+    if c.device.starts_with("cuda:") {
+        return Err(out_of_range(
+            r,
+            "device",
+            &format!("\"{}\"", c.device),
+            "this build has no CUDA support; use \"cpu\" or \"auto\" (the CPU)",
+        ));
     }
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
         return Err(out_of_range(

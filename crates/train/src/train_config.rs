@@ -29,6 +29,9 @@ pub enum Schedule {
     Step,
 }
 
+/// The largest `train.threads` accepted.
+pub const MAX_THREADS: usize = 1024;
+
 /// `[train]`: optimisation and the loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -110,7 +113,7 @@ impl TrainConfig {
         let pos = |v: f64| v > 0.0 && v.is_finite();
         let nonneg = |v: f64| v >= 0.0 && v.is_finite();
         let unit = |v: f64| (0.0..1.0).contains(&v);
-        let checks: [(&'static str, String, bool, &'static str); 12] = [
+        let checks: [(&'static str, String, bool, &'static str); 13] = [
             ("train.epochs", self.epochs.to_string(), self.epochs >= 1, "must be at least 1"),
             ("train.batch_size", self.batch_size.to_string(), self.batch_size >= 1, "must be at least 1"),
             ("train.lr", self.lr.to_string(), pos(self.lr), "must be a finite number > 0"),
@@ -127,6 +130,14 @@ impl TrainConfig {
             ("train.step_epochs", self.step_epochs.to_string(), self.step_epochs >= 1, "must be at least 1"),
             ("train.gamma", self.gamma.to_string(), pos(self.gamma), "must be > 0"),
             ("train.grad_clip", self.grad_clip.to_string(), nonneg(self.grad_clip), "must be >= 0 (0 = off)"),
+            // Far more threads than cores only slows a run; a huge count cannot even be
+            // spawned and used to abort the process.
+            (
+                "train.threads",
+                self.threads.to_string(),
+                self.threads <= MAX_THREADS,
+                "must be 0 (all cores) or a thread count of at most 1024",
+            ),
             (
                 "train.eval_batch_size",
                 self.eval_batch_size.to_string(),

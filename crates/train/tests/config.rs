@@ -59,8 +59,15 @@ fn precedence_defaults_group_experiment_env_override() {
     // The command line beats the environment.
     let r = resolve("fashion-dense", &["train.epochs=2"], &[("BOTTLENECK_TRAIN__EPOCHS", "3")]).unwrap();
     assert_eq!(r.config.train.epochs, 2);
-    // Unrelated BOTTLENECK_ variables are not keys.
-    assert!(resolve("fashion-dense", &[], &[("BOTTLENECK_DATA_DIR", "/x")]).is_ok());
+    // Unrelated BOTTLENECK_ variables are not keys: the data dir, the local Slurm's
+    // scratch dir (scripts/slurm-local.sh documents it), a sweep's parent pid.
+    for var in ["BOTTLENECK_DATA_DIR", "BOTTLENECK_SLURM_DIR", "BOTTLENECK_SWEEP_PARENT", "BOTTLENECK_FOO"] {
+        let r = resolve("fashion-dense", &[], &[(var, "/x")]);
+        assert!(r.is_ok(), "{var}: {}", r.unwrap_err());
+    }
+    // A top-level key, and a section with one underscore (a typo) is an error naming it.
+    assert_eq!(resolve("fashion-dense", &[], &[("BOTTLENECK_SEED", "7")]).unwrap().config.seed, 7);
+    err("fashion-dense", &[], &[("BOTTLENECK_TRAIN_EPOCHS", "3")], &["BOTTLENECK_TRAIN_EPOCHS"]);
 }
 
 #[test]
@@ -129,6 +136,8 @@ fn out_of_range_values_name_key_and_source() {
         ("data.val_fraction=1.0", "data.val_fraction"),
         ("train.batch_size=0", "train.batch_size"),
         ("device=\"tpu\"", "device"),
+        ("device=\"cuda:0\"", "device"),
+        ("train.threads=100000", "train.threads"),
     ] {
         err("fashion-dense", &[o], &[], &[&format!("`{key}`"), &format!("command-line override `{o}`")]);
     }
