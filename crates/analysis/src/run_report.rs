@@ -453,22 +453,16 @@ fn code_figures(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfi
                 png: rel(&dir.path, &save(&grid, &plots, "prior_samples")?),
             });
         }
-        let report =
-            bottleneck_train::runner::evaluate_split(model, &s.data.test, cfg, &s.device, cfg.train.epochs, 0)?;
-        let active =
-            report.mean_variance.iter().filter(|&&v| v > bottleneck_models::eval::ACTIVE_UNIT_THRESHOLD).count();
+        let last = cfg.train.epochs.saturating_sub(1);
+        let report = bottleneck_train::runner::evaluate_split(model, &s.data.test, cfg, &s.device, last, 0)?;
         let fig = Bars {
-            title: format!("{name}: KL per latent unit ({active} of {k} active)"),
+            title: format!("{name}: KL per latent unit ({} of {k} active)", report.active_units()),
             x_desc: "latent unit".into(),
             y_desc: "KL of the unit to N(0, 1), nats (test mean)".into(),
             values: report.kl_per_unit.clone(),
         };
         figs.push(Fig { title: "KL per latent unit".into(), png: rel(&dir.path, &save(&fig, &plots, "kl_per_unit")?) });
-        if active * 2 < k {
-            notes.push(format!(
-                "posterior collapse: only {active} of {k} latent units are active (variance of the posterior mean over the test set > 0.01); the others carry no information about the input"
-            ));
-        }
+        notes.extend(report.collapse_note());
     }
     if cfg.model.inner_kind() == bottleneck_models::ModelKind::Sparse && dir.file("latents.parquet").is_file() {
         let (z, _, _) = read_latents(&dir.file("latents.parquet"))?;

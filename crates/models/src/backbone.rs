@@ -62,6 +62,25 @@ impl BackboneConfig {
         }
     }
 
+    /// The activation of the reconstruction.
+    #[must_use]
+    pub fn output_activation(&self) -> Activation {
+        match self {
+            Self::Dense(c) => c.output_activation,
+            Self::Conv(c) => c.output_activation,
+        }
+    }
+
+    /// The same body with `act` on the code.
+    #[must_use]
+    pub fn with_code_activation(mut self, act: Activation) -> Self {
+        match &mut self {
+            Self::Dense(c) => c.code_activation = act,
+            Self::Conv(c) => c.code_activation = act,
+        }
+        self
+    }
+
     /// Builds the encoder (emitting `code_out` features, described as `code_label`) and
     /// the decoder (from `latent_dim` features, ending in `output`) under `vb`.
     pub fn body(&self, code_out: usize, code_label: &str, output: Activation, vb: VarBuilder) -> Result<Body> {

@@ -51,12 +51,8 @@ pub struct Contractive {
 impl Contractive {
     /// Builds the model; parameters have the body's names.
     pub fn new(cfg: &ContractiveConfig, vb: VarBuilder) -> Result<Self> {
-        let output = match &cfg.backbone {
-            BackboneConfig::Dense(c) => c.output_activation,
-            BackboneConfig::Conv(c) => c.output_activation,
-        };
         let code_activation = cfg.backbone.code_activation();
-        Ok(Self { body: plain_body(&cfg.backbone, output, vb)?, cfg: cfg.clone(), code_activation })
+        Ok(Self { body: plain_body(&cfg.backbone, vb)?, cfg: cfg.clone(), code_activation })
     }
 
     /// Whether the penalty is computed exactly (else estimated).

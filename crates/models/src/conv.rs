@@ -23,8 +23,7 @@ impl Conv {
     /// Builds the model; parameters are `encoder.conv{i}`, `encoder.fc`, `decoder.fc`,
     /// `decoder.deconv{i}` (`weight`, `bias` each).
     pub fn new(cfg: &ConvConfig, vb: VarBuilder) -> Result<Self> {
-        let b = BackboneConfig::Conv(cfg.clone());
-        Ok(Self { body: plain_body(&b, cfg.output_activation, vb)? })
+        Ok(Self { body: plain_body(&BackboneConfig::Conv(cfg.clone()), vb)? })
     }
 }
 

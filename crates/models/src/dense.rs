@@ -21,18 +21,18 @@ impl Dense {
     /// Builds the model; parameters are `encoder.{i}.{weight,bias}` and
     /// `decoder.{i}.{weight,bias}`.
     pub fn new(cfg: &DenseConfig, vb: VarBuilder) -> Result<Self> {
-        let b = BackboneConfig::Dense(cfg.clone());
-        Ok(Self { body: plain_body(&b, cfg.output_activation, vb)? })
+        Ok(Self { body: plain_body(&BackboneConfig::Dense(cfg.clone()), vb)? })
     }
 }
 
-/// The body of a plain autoencoder: the encoder emits the code itself.
-pub(crate) fn plain_body(b: &BackboneConfig, output: crate::Activation, vb: VarBuilder) -> Result<Body> {
+/// The body of a plain autoencoder: the encoder emits the code itself, the decoder ends
+/// in the backbone's output activation.
+pub(crate) fn plain_body(b: &BackboneConfig, vb: VarBuilder) -> Result<Body> {
     let label = match b.code_activation() {
         crate::Activation::Identity => "linear (code)".to_string(),
         a => format!("linear + {} (code)", a.name()),
     };
-    b.body(b.latent_dim(), &label, output, vb)
+    b.body(b.latent_dim(), &label, b.output_activation(), vb)
 }
 
 /// The trait methods of a kind whose code is its encoder's output and whose

@@ -49,6 +49,27 @@ pub struct EvalReport {
     pub mean_variance: Vec<f64>,
 }
 
+impl EvalReport {
+    /// Units whose posterior mean varies over the data by more than
+    /// [`ACTIVE_UNIT_THRESHOLD`] (0 for a deterministic code).
+    #[must_use]
+    pub fn active_units(&self) -> usize {
+        self.mean_variance.iter().filter(|&&v| v > ACTIVE_UNIT_THRESHOLD).count()
+    }
+
+    /// For a stochastic code of which fewer than half the units are active: a note that
+    /// the posterior has collapsed, for the log and the report.
+    #[must_use]
+    pub fn collapse_note(&self) -> Option<String> {
+        let (active, k) = (self.active_units(), self.mean_variance.len());
+        (k > 0 && active * 2 < k).then(|| {
+            format!(
+                "posterior collapse: only {active} of {k} latent units are active (variance of their posterior mean over the test set > {ACTIVE_UNIT_THRESHOLD}); the others carry no information about the input (try a lower model.beta, model.kl_warmup_epochs or a smaller model.latent_dim)"
+            )
+        })
+    }
+}
+
 /// Accumulates test metrics over batches.
 pub struct Evaluator<'a> {
     model: &'a dyn Autoencoder,
@@ -166,8 +187,8 @@ impl<'a> Evaluator<'a> {
             r.kl_per_unit = self.kl_unit.iter().map(|v| v / n).collect();
             r.mean_variance =
                 self.mu_sum.iter().zip(&self.mu_sq).map(|(s, q)| (q / n - (s / n) * (s / n)).max(0.0)).collect();
-            let active = r.mean_variance.iter().filter(|&&v| v > ACTIVE_UNIT_THRESHOLD).count();
-            m.insert("test_active_units".into(), active as f64);
+            let active = r.active_units() as f64;
+            r.metrics.insert("test_active_units".into(), active);
         }
         r
     }

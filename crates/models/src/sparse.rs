@@ -35,18 +35,11 @@ pub struct Sparse {
 impl Sparse {
     /// Builds the model; parameters have the body's names.
     pub fn new(cfg: &SparseConfig, vb: VarBuilder) -> Result<Self> {
-        let mut backbone = cfg.backbone.clone();
-        if cfg.sparsity == Sparsity::Kl {
-            match &mut backbone {
-                BackboneConfig::Dense(c) => c.code_activation = Activation::Sigmoid,
-                BackboneConfig::Conv(c) => c.code_activation = Activation::Sigmoid,
-            }
-        }
-        let output = match &backbone {
-            BackboneConfig::Dense(c) => c.output_activation,
-            BackboneConfig::Conv(c) => c.output_activation,
+        let backbone = match cfg.sparsity {
+            Sparsity::Kl => cfg.backbone.clone().with_code_activation(Activation::Sigmoid),
+            Sparsity::L1 => cfg.backbone.clone(),
         };
-        Ok(Self { body: plain_body(&backbone, output, vb)?, cfg: cfg.clone() })
+        Ok(Self { body: plain_body(&backbone, vb)?, cfg: cfg.clone() })
     }
 
     /// The penalty of codes `zs` (unweighted).

@@ -19,8 +19,12 @@ pub const LN_2PI: f64 = 1.837_877_066_409_345_3;
 /// # Shapes
 /// `mean`, `logvar: [b, k]` → `[k]`.
 pub fn gaussian_kl_per_unit(mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
-    let per = ((mean.sqr()? + logvar.exp()?)? - logvar)?.affine(0.5, -0.5)?;
-    Ok(per.mean(0)?)
+    Ok(kl_elements(mean, logvar)?.mean(0)?)
+}
+
+/// `0.5 (μ² + σ² − 1 − log σ²)` per sample and unit.
+fn kl_elements(mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
+    Ok(((mean.sqr()? + logvar.exp()?)? - logvar)?.affine(0.5, -0.5)?)
 }
 
 /// KL(q(z|x) ‖ N(0, I)) in nats per sample, averaged over the batch: the sum of
@@ -29,8 +33,7 @@ pub fn gaussian_kl_per_unit(mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
 /// # Shapes
 /// `mean`, `logvar: [b, k]` → scalar.
 pub fn gaussian_kl(mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
-    let per = ((mean.sqr()? + logvar.exp()?)? - logvar)?.affine(0.5, -0.5)?;
-    Ok(per.sum(D::Minus1)?.mean_all()?)
+    Ok(kl_elements(mean, logvar)?.sum(D::Minus1)?.mean_all()?)
 }
 
 /// `softplus(l) = log(1 + eˡ)`, computed as `max(l, 0) + log(1 + e^(−|l|))` so it never

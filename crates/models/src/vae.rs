@@ -86,15 +86,10 @@ impl Vae {
         if k == 0 {
             return Err(invalid("model.latent_dim", 0, "must be at least 1"));
         }
-        let mut backbone = cfg.backbone.clone();
-        match &mut backbone {
-            BackboneConfig::Dense(c) => c.code_activation = Activation::Identity,
-            BackboneConfig::Conv(c) => c.code_activation = Activation::Identity,
-        }
-        let output = match (cfg.likelihood, &cfg.backbone) {
-            (Likelihood::Bernoulli, _) => Activation::Identity,
-            (Likelihood::Gaussian, BackboneConfig::Dense(c)) => c.output_activation,
-            (Likelihood::Gaussian, BackboneConfig::Conv(c)) => c.output_activation,
+        let backbone = cfg.backbone.clone().with_code_activation(Activation::Identity);
+        let output = match cfg.likelihood {
+            Likelihood::Bernoulli => Activation::Identity,
+            Likelihood::Gaussian => backbone.output_activation(),
         };
         let mut body = backbone.body(2 * k, "linear (μ, log σ²)", output, vb.clone())?;
         if cfg.likelihood == Likelihood::Bernoulli {

@@ -291,15 +291,10 @@ fn evaluate(
     // The final objective's weights, as validation uses (early stopping may end sooner).
     let report =
         evaluate_split(model, &data.test, cfg, dev, cfg.train.epochs.saturating_sub(1), cfg.train.nll_samples)?;
-    let mut metrics = report.metrics;
-    if let Some(&active) = metrics.get("test_active_units") {
-        let k = model.latent_dim();
-        if active * 2.0 < k as f64 {
-            tracing::warn!(
-                "posterior collapse: only {active} of {k} latent units are active (variance of their posterior mean over the test set > 0.01); try a lower model.beta, model.kl_warmup_epochs or a smaller model.latent_dim"
-            );
-        }
+    if let Some(note) = report.collapse_note() {
+        tracing::warn!("{note}");
     }
+    let mut metrics = report.metrics;
     if let Some((v, e)) = st.best_val {
         metrics.insert("best_val_loss".into(), v);
         metrics.insert("best_epoch".into(), e as f64);
