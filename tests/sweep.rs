@@ -293,11 +293,13 @@ fn ctrl_c_keeps_finished_points_and_resume_runs_the_rest() {
     assert!(statuses.contains(&"pending".to_string()), "no new point starts after Ctrl-C: {statuses:?}");
     assert!(dir.join("summary.csv").is_file());
     // What the Slurm summary job does after an array: points that recorded no outcome
-    // are failed (the interrupted one keeps its checkpoint); --resume reruns them.
+    // are lost, kept to continue (from a checkpoint where they have one); --resume runs them.
     let o = cmd(tmp.path(), &["sweep", "--collect", &dir.display().to_string(), "--mark-lost"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("have not finished"), "{}", text(&o.stderr));
     let statuses: Vec<String> = (0..6).map(|i| status_of(&dir, i)).collect();
-    assert!(!statuses.contains(&"pending".to_string()) && statuses.contains(&"failed".to_string()), "{statuses:?}");
+    assert!(!statuses.contains(&"pending".to_string()) && !statuses.contains(&"failed".to_string()), "{statuses:?}");
+    assert!(manifest(&dir.join("005"))["reason"].as_str().unwrap().contains("Slurm task"), "{statuses:?}");
     resume_runs_only_the_rest(tmp.path(), &dir);
 }
 

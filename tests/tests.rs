@@ -6,5 +6,6 @@ mod common;
 mod browser;
 mod data;
 mod kinds;
+mod reliability;
 mod run;
 mod sweep;

@@ -85,6 +85,19 @@ enum Command {
     },
 }
 
+/// Set while a command draws figures and reports after its results are saved: an
+/// interrupt then exits at once with 130 (every file is written atomically, and
+/// `bottleneck report DIR` draws them again).
+pub static REPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For the interrupt handlers: exits if the command is only drawing its report.
+pub fn exit_if_reporting() {
+    if REPORTING.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("interrupt: the results are saved; skipping the report (`bottleneck report DIR` draws it)");
+        std::process::exit(130);
+    }
+}
+
 /// Writes to stdout; a closed pipe (`bottleneck config ... | head`) is not an error.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();

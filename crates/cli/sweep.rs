@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bottleneck_train::launcher::SlurmConfig;
+use bottleneck_train::lock::SweepLock;
 use bottleneck_train::rundir::Manifest;
 use bottleneck_train::sweep::{local_budget, run_local, Plan, PointSpec, StopLevel, Sweep, SweepObserver};
 use bottleneck_train::{slurm, Status};
@@ -77,6 +78,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     if let Some(dir) = &args.collect {
         let sweep = Sweep::open(dir)?;
         if args.mark_lost {
+            let _lock = SweepLock::acquire(&sweep.path, Duration::from_secs(60))?;
             let all: Vec<usize> = sweep.spec.points.iter().map(|p| p.index).collect();
             sweep.mark_lost(&all, slurm::LOST)?;
         }
@@ -88,6 +90,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
             bail!("--resume takes no overrides: the sweep's points keep the config they were made with");
         }
         let sweep = Sweep::open(dir)?;
+        let lock = SweepLock::acquire(&sweep.path, Duration::ZERO)?;
         let todo = sweep.prepare_resume()?;
         let launcher =
             args.launcher.unwrap_or(if sweep.spec.launcher == "slurm" { Launcher::Slurm } else { Launcher::Local });
@@ -98,7 +101,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
             todo.len(),
             sweep.spec.points.len()
         ));
-        return launch(sweep, &todo, launcher, &args, &program);
+        return launch(sweep, lock, &todo, launcher, &args, &program);
     }
     let Some(experiment) = &args.experiment else {
         bail!("give an experiment file (bottleneck sweep experiments/NAME.toml), or --resume / --collect SWEEP_DIR");
@@ -111,6 +114,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
         return dry_run(&plan, &root, launcher, &args, &program);
     }
     let sweep = Sweep::create(&plan, &root, launcher.name())?;
+    let lock = SweepLock::acquire(&sweep.path, Duration::ZERO)?;
     let todo: Vec<usize> = sweep
         .states()
         .iter()
@@ -133,7 +137,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
             );
         }
     }
-    launch(sweep, &todo, launcher, &args, &program)
+    launch(sweep, lock, &todo, launcher, &args, &program)
 }
 
 fn dry_run(plan: &Plan, root: &Path, launcher: Launcher, args: &SweepArgs, program: &Path) -> Result<()> {
@@ -175,6 +179,7 @@ fn stop_level() -> Result<Arc<StopLevel>> {
     let stop = Arc::new(StopLevel::new(0));
     let s = Arc::clone(&stop);
     ctrlc::set_handler(move || {
+        crate::exit_if_reporting();
         let level = s.fetch_add(1, Ordering::SeqCst) + 1;
         if level == 1 {
             eprintln!("interrupt: stopping the running points after their batch (again to kill them)");
@@ -186,7 +191,15 @@ fn stop_level() -> Result<Arc<StopLevel>> {
     Ok(stop)
 }
 
-fn launch(mut sweep: Sweep, todo: &[usize], launcher: Launcher, args: &SweepArgs, program: &Path) -> Result<()> {
+/// Runs the points `todo`, holding the sweep's lock while this process acts on them.
+fn launch(
+    mut sweep: Sweep,
+    lock: SweepLock,
+    todo: &[usize],
+    launcher: Launcher,
+    args: &SweepArgs,
+    program: &Path,
+) -> Result<()> {
     if todo.is_empty() {
         crate::out("nothing left to run\n");
         return report(&sweep, false);
@@ -208,12 +221,21 @@ fn launch(mut sweep: Sweep, todo: &[usize], launcher: Launcher, args: &SweepArgs
             }
             crate::out(&format!("local launcher: {jobs} at a time, {threads} threads each\n"));
             let obs = Lines::new(args.quiet, todo.len());
-            run_local(&sweep, todo, jobs, threads, program, &stop, &obs)?;
+            let ran = run_local(&sweep, todo, jobs, threads, program, &stop, &obs);
             obs.clear();
+            if let Err(e) = ran {
+                // Its points are stopped; the summary still says where each one stands.
+                if let Err(s) = sweep.write_summary() {
+                    tracing::warn!("writing the summary: {s}");
+                }
+                return Err(e.into());
+            }
         }
         Launcher::Slurm => {
             let cfg = slurm_config(&sweep, todo)?;
             let jobs = slurm::submit(&mut sweep, todo, &cfg, program)?;
+            // The tasks own their points now; the summary job takes the lock to collect.
+            drop(lock);
             crate::out(&format!(
                 "submitted array job {} ({} tasks, --array={}) and summary job {} (afterany)\nlogs: {}/slurm/\n",
                 jobs.array,
@@ -234,6 +256,7 @@ fn launch(mut sweep: Sweep, todo: &[usize], launcher: Launcher, args: &SweepArgs
                 return Ok(());
             }
             wait_slurm(&sweep, todo, &jobs, &cfg, &stop, args.quiet)?;
+            let _lock = SweepLock::acquire(&sweep.path, Duration::from_secs(60))?;
             sweep.mark_lost(todo, slurm::LOST)?;
         }
     }
@@ -304,7 +327,10 @@ fn wait_slurm(
 /// Writes the summary and the report, prints the summary, and turns failures /
 /// interruption into the exit status.
 fn report(sweep: &Sweep, interrupted: bool) -> Result<()> {
-    // The report writes the summary (with the PCA columns); without it, write it here.
+    // First the summary, so that an interrupt during the report loses nothing; the
+    // report writes it again with the PCA columns.
+    sweep.write_summary()?;
+    crate::REPORTING.store(true, Ordering::SeqCst);
     let page = match bottleneck_analysis::report_sweep(&sweep.path, false) {
         Ok(page) => Some(page),
         Err(e) => {
@@ -312,10 +338,10 @@ fn report(sweep: &Sweep, interrupted: bool) -> Result<()> {
                 "drawing the sweep report failed: {e}; retry with `bottleneck report {}`",
                 sweep.path.display()
             );
-            sweep.write_summary()?;
             None
         }
     };
+    crate::REPORTING.store(false, Ordering::SeqCst);
     let states = sweep.states();
     let mut rows = vec![{
         let mut h = vec!["point".to_string()];
@@ -436,6 +462,11 @@ impl SweepObserver for Lines {
             None => "ended without a manifest".into(),
         };
         self.say(&format!("[{}/{}] point {} ({}) {what}", self.ended.get(), self.total, p.dir, sweep.label(p)));
+    }
+
+    fn retried(&self, sweep: &Sweep, p: &PointSpec, m: Option<&Manifest>) {
+        let why = m.and_then(|m| m.reason.as_deref()).unwrap_or("its process died");
+        self.say(&format!("point {} ({}) {why}; starting it again", p.dir, sweep.label(p)));
     }
 
     fn tick(&self, _sweep: &Sweep, running: &[(usize, usize, usize)]) {

@@ -44,6 +44,7 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     ctrlc::set_handler(move || {
+        crate::exit_if_reporting();
         if s.swap(true, Ordering::SeqCst) {
             eprintln!("second interrupt: exiting now");
             std::process::exit(130);
@@ -76,6 +77,15 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    fn start(&self, epoch: usize, batch: usize, step: u64) {
+        let line = format!("training starts at epoch {}, batch {batch} (step {step})", epoch + 1);
+        if self.quiet {
+            logging::to_file_only(&line);
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+
     fn epoch_start(&self, epoch: usize, epochs: usize, batches: usize) {
         if let Some(b) = &self.bar {
             b.reset();
@@ -146,6 +156,7 @@ fn finish(dir: &RunDir, outcome: Result<Outcome, bottleneck_train::TrainError>) 
             crate::out(&format!("run dir: {}\n", dir.path.display()));
             // The figures are a view of what the run wrote: a failure to draw them is
             // reported, and `bottleneck report` can redraw them, but the run is done.
+            crate::REPORTING.store(true, Ordering::SeqCst);
             match bottleneck_analysis::report_run(&dir.path) {
                 Ok(page) => crate::out(&format!("report: {}\n", page.display())),
                 Err(e) => tracing::warn!(

@@ -206,16 +206,26 @@ pub fn subsample(n: usize, m: usize, seed: u64) -> Vec<usize> {
     idx
 }
 
-/// A 2-D t-SNE embedding (Barnes–Hut, perplexity 30) of the rows of `rows` (`[n, k]`).
+/// The fewest codes t-SNE is run on (its perplexity needs `n - 1 ≥ 3 × perplexity`).
+pub const TSNE_MIN_POINTS: usize = 10;
+
+/// The fewest codes trustworthiness at k = 5 is computed on (it needs `n ≥ 3k + 2`).
+pub const TRUST_MIN_POINTS: usize = 3 * NEIGHBOURS + 2;
+
+/// A 2-D t-SNE embedding (Barnes–Hut, perplexity up to 30) of the rows of `rows`
+/// (`[n, k]`); `None` for fewer than [`TSNE_MIN_POINTS`] rows.
 #[must_use]
-pub fn tsne(rows: &[f32], k: usize) -> Vec<(f64, f64)> {
+pub fn tsne(rows: &[f32], k: usize) -> Option<Vec<(f64, f64)>> {
     let samples: Vec<&[f32]> = rows.chunks(k).collect();
+    if k == 0 || samples.len() < TSNE_MIN_POINTS {
+        return None;
+    }
     let perplexity = (samples.len() as f32 / 4.0).clamp(2.0, 30.0);
     let mut t = bhtsne::tSNE::new(&samples);
     t.embedding_dim(2).perplexity(perplexity).epochs(500).barnes_hut(0.5, |a: &&[f32], b: &&[f32]| {
         a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
     });
-    t.embedding().chunks(2).map(|p| (f64::from(p[0]), f64::from(p[1]))).collect()
+    Some(t.embedding().chunks(2).map(|p| (f64::from(p[0]), f64::from(p[1]))).collect())
 }
 
 fn class_names(names: &[String], labels: &[u32]) -> Vec<String> {
@@ -226,8 +236,9 @@ fn class_names(names: &[String], labels: &[u32]) -> Vec<String> {
     (0..max).map(|c| format!("class {c}")).collect()
 }
 
-/// Latent scatter plots: the code itself for k = 2, else PCA and t-SNE projections.
-fn latent_figures(dir: &Path, name: &str, classes: &[String], seed: u64) -> Result<Vec<Fig>> {
+/// Latent scatter plots: the code itself for k = 2, else PCA and t-SNE projections (with
+/// a note in `notes` for a figure there are too few codes for).
+fn latent_figures(dir: &Path, name: &str, classes: &[String], seed: u64, notes: &mut Vec<String>) -> Result<Vec<Fig>> {
     let (z, labels, k) = read_latents(&dir.join("latents.parquet"))?;
     let n = labels.len();
     if k == 0 || n == 0 {
@@ -253,6 +264,10 @@ fn latent_figures(dir: &Path, name: &str, classes: &[String], seed: u64) -> Resu
         figs.push(Fig { title: "Latent space".into(), png: rel(dir, &save(&fig, &plots, "latent")?) });
         return Ok(figs);
     }
+    if pick.len() < 3 {
+        notes.push(format!("latent scatter plots: only {} test codes", pick.len()));
+        return Ok(figs);
+    }
     let sample = Tensor::from_vec(rows.clone(), (pick.len(), k), &Device::Cpu)?;
     let pca = Pca::fit(&sample)?;
     let p: Vec<Vec<f32>> = pca.project(&sample, 2)?.to_vec2()?;
@@ -267,7 +282,10 @@ fn latent_figures(dir: &Path, name: &str, classes: &[String], seed: u64) -> Resu
     figs.push(Fig { title: "Latent space, PCA projection".into(), png: rel(dir, &save(&fig, &plots, "latent_pca")?) });
     let tpick = subsample(n, TSNE_POINTS, seed ^ 0x75e);
     let trows: Vec<f32> = tpick.iter().flat_map(|&i| z[i * k..(i + 1) * k].iter().copied()).collect();
-    let emb = tsne(&trows, k);
+    let Some(emb) = tsne(&trows, k) else {
+        notes.push(format!("t-SNE skipped: {} test codes, it needs at least {TSNE_MIN_POINTS}", tpick.len()));
+        return Ok(figs);
+    };
     let fig = Scatter {
         title: format!("{name}: latent space (k = {k}) by t-SNE, {} test images", tpick.len()),
         axes: ("t-SNE 1".into(), "t-SNE 2".into()),
@@ -506,12 +524,31 @@ pub fn encode_rows(model: &dyn Autoencoder, xs: &Tensor, idx: &[usize], batch: u
 
 /// Linear-probe and kNN accuracy of the codes (seeded subsamples of the training and
 /// test splits), and trustworthiness at k = 5 of 1,000 test codes against the images.
-fn latent_metrics(s: &Setup, seed: u64, batch: usize) -> Result<BTreeMap<String, f64>> {
+/// A metric there are too few samples for is skipped with a note in `skipped`; a
+/// non-finite value is left out the same way.
+fn latent_metrics(s: &Setup, seed: u64, batch: usize, skipped: &mut Vec<String>) -> Result<BTreeMap<String, f64>> {
     let mut out = BTreeMap::new();
-    let (Some(train_y), Some(test_y)) = (s.data.train.labels.as_ref(), s.data.test.labels.as_ref()) else {
-        return Ok(out);
-    };
     let model: &dyn Autoencoder = s.model.as_ref();
+    let (ntr, nte) = (s.data.train.len(), s.data.test.len());
+    if nte >= TRUST_MIN_POINTS {
+        let few = subsample(nte, TRUST_POINTS, seed ^ 0x1234);
+        let ids: Vec<u32> = few.iter().map(|&i| i as u32).collect();
+        let high = crate::pca::flat(&s.data.test.xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?)?;
+        let low = encode_rows(model, &s.data.test.xs, &few, batch, &s.device)?;
+        out.insert("trustworthiness".into(), trustworthiness(&high, &low, NEIGHBOURS)?);
+    } else {
+        skipped.push(format!("trustworthiness: {nte} test samples, it needs at least {TRUST_MIN_POINTS}"));
+    }
+    let (Some(train_y), Some(test_y)) = (s.data.train.labels.as_ref(), s.data.test.labels.as_ref()) else {
+        skipped.push("linear probe and kNN accuracy: the data has no labels".into());
+        return Ok(keep_finite(out, skipped));
+    };
+    if ntr <= NEIGHBOURS || nte == 0 {
+        skipped.push(format!(
+            "linear probe and kNN accuracy: {ntr} training and {nte} test samples; they need more than {NEIGHBOURS} and at least 1"
+        ));
+        return Ok(keep_finite(out, skipped));
+    }
     let tr = subsample(s.data.train.len(), PROBE_TRAIN, seed ^ 0x9e37);
     let te = subsample(s.data.test.len(), PROBE_TEST, seed ^ 0x7f4a);
     let train = Labelled {
@@ -524,12 +561,20 @@ fn latent_metrics(s: &Setup, seed: u64, batch: usize) -> Result<BTreeMap<String,
     };
     out.insert("linear_probe_accuracy".into(), linear_probe(&train, &test)?);
     out.insert("knn_accuracy".into(), knn_accuracy(&train, &test)?);
-    let few = subsample(s.data.test.len(), TRUST_POINTS, seed ^ 0x1234);
-    let ids: Vec<u32> = few.iter().map(|&i| i as u32).collect();
-    let high = crate::pca::flat(&s.data.test.xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?)?;
-    let low = encode_rows(model, &s.data.test.xs, &few, batch, &s.device)?;
-    out.insert("trustworthiness".into(), trustworthiness(&high, &low, NEIGHBOURS)?);
-    Ok(out)
+    Ok(keep_finite(out, skipped))
+}
+
+/// The finite metrics; each other one becomes a note.
+fn keep_finite(metrics: BTreeMap<String, f64>, skipped: &mut Vec<String>) -> BTreeMap<String, f64> {
+    metrics
+        .into_iter()
+        .filter(|(k, v)| {
+            if !v.is_finite() {
+                skipped.push(format!("{k}: came out {v}; left out"));
+            }
+            v.is_finite()
+        })
+        .collect()
 }
 
 /// Draws the run's figures into `plots/` and writes `report.html`; returns its path.
@@ -567,13 +612,14 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
     lap("data and model");
     let classes = setup_result.as_ref().map(|s| s.data.classes.clone()).unwrap_or_default();
     if dir.file("latents.parquet").is_file() {
-        match latent_figures(&dir.path, &name, &classes, cfg.seed) {
+        match latent_figures(&dir.path, &name, &classes, cfg.seed, &mut notes) {
             Ok(f) => figs.extend(f),
             Err(e) => notes.push(format!("latent space: {e}")),
         }
     }
     lap("latent space");
     let mut measured = BTreeMap::new();
+    let mut skipped = Vec::new();
     match &setup_result {
         Ok(s) => match load_trained(&dir, s) {
             Ok(true) => {
@@ -589,7 +635,7 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
                     Err(e) => notes.push(format!("code figures: {e}")),
                 }
                 lap("image grids");
-                match latent_metrics(s, cfg.seed, cfg.train.eval_batch_size) {
+                match latent_metrics(s, cfg.seed, cfg.train.eval_batch_size, &mut skipped) {
                     Ok(m) => measured = m,
                     Err(e) => notes.push(format!("probe, kNN and trustworthiness: {e}")),
                 }
@@ -600,10 +646,11 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
         },
         Err(e) => notes.push(format!("reconstructions need the data and model: {e}")),
     }
-    if !measured.is_empty() {
-        let json = serde_json::json!({ "metrics": measured });
+    if !measured.is_empty() || !skipped.is_empty() {
+        let json = serde_json::json!({ "metrics": measured, "skipped": skipped });
         bottleneck_data::atomic::write_atomic(&dir.file(ANALYSIS_FILE), json.to_string().as_bytes())?;
     }
+    notes.extend(skipped.iter().map(|s| format!("skipped: {s}")));
     if manifest.status != Status::Done {
         notes.push(format!("the run is {}; figures show what it has written so far", manifest.status));
     }

@@ -29,5 +29,15 @@ pub fn write_atomic_with(
     }
     tmp.persist(path)
         .map_err(|e| std::io::Error::new(e.error.kind(), format!("renaming into {}: {}", path.display(), e.error)))?;
-    Ok(())
+    // The rename is durable only once the directory entry is: sync the folder too.
+    sync_dir(dir)
+}
+
+/// Syncs a directory (its entries: a rename or a new file in it survives a crash).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        // Some filesystems cannot sync a directory handle; the data itself is synced.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput || e.raw_os_error() == Some(22) => Ok(()),
+        r => r,
+    }
 }

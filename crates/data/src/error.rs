@@ -29,6 +29,21 @@ pub enum DataError {
         reason: String,
     },
 
+    /// A table file in the other format than its source reads.
+    #[error("{path}: this is a {found} file, but data.name = \"{source_name}\" reads {expected} files; use data.name = \"{use_name}\"")]
+    WrongTable {
+        /// The file.
+        path: PathBuf,
+        /// What the file is ("Parquet", "text (CSV?)").
+        found: &'static str,
+        /// What the source reads ("CSV", "Parquet").
+        expected: &'static str,
+        /// The source given.
+        source_name: &'static str,
+        /// The source that reads it.
+        use_name: &'static str,
+    },
+
     /// The first bytes are not the IDX magic number that was expected.
     #[error("{path}: not an IDX {expected} file: magic number {found:#010x} (expected {expected_magic:#010x})")]
     BadMagic {

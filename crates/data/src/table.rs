@@ -21,6 +21,31 @@ pub fn read_table(format: Format, path: &Path) -> Result<DataFrame> {
     if meta.len() == 0 {
         return Err(DataError::Empty { path: path.into() });
     }
+    // Parquet files begin (and end) with the magic `PAR1`; a CSV never does.
+    let mut head = [0u8; 4];
+    let n = std::io::Read::read(&mut fs_err::File::open(path)?, &mut head)?;
+    let parquet = n == 4 && &head == b"PAR1";
+    match (format, parquet) {
+        (Format::Parquet, false) => {
+            return Err(DataError::WrongTable {
+                path: path.into(),
+                found: "text (CSV?), not Parquet",
+                expected: "Parquet",
+                source_name: "parquet",
+                use_name: "csv",
+            })
+        }
+        (Format::Csv, true) => {
+            return Err(DataError::WrongTable {
+                path: path.into(),
+                found: "Parquet",
+                expected: "CSV",
+                source_name: "csv",
+                use_name: "parquet",
+            })
+        }
+        _ => {}
+    }
     let df = match format {
         Format::Parquet => {
             let (file, _) = fs_err::File::open(path)?.into_parts();

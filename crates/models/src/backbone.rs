@@ -281,7 +281,7 @@ fn conv_sizes(c: &ConvConfig) -> Result<(usize, Vec<(usize, usize)>)> {
         ));
     };
     let k = c.kernel_size;
-    if k % 2 == 0 || k > 15 {
+    if k.is_multiple_of(2) || k > 15 {
         return Err(invalid("model.kernel_size", k, "must be odd, from 1 to 15"));
     }
     if c.channels.is_empty() || c.channels.contains(&0) {

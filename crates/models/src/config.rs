@@ -253,7 +253,7 @@ impl ModelConfig {
             if let Some(i) = self.channels.iter().position(|&c| c == 0) {
                 return Err(invalid(&format!("model.channels[{i}]"), 0, "channel counts must be at least 1"));
             }
-            if self.kernel_size % 2 == 0 || self.kernel_size > 15 {
+            if self.kernel_size.is_multiple_of(2) || self.kernel_size > 15 {
                 return Err(invalid("model.kernel_size", self.kernel_size, "must be odd, from 1 to 15"));
             }
         }

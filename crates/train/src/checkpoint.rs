@@ -34,6 +34,11 @@ pub struct LoopState {
     pub partial_seconds: f64,
     /// Metrics rows of the finished epochs (the checkpoint is their source of truth).
     pub rows: Vec<EpochRow>,
+    /// `train.batch_size` of a mid-epoch checkpoint (its batches continue only with it).
+    pub batch_size: Option<usize>,
+    /// Batches per epoch of a mid-epoch checkpoint (from `train.batch_size` and
+    /// `train.max_batches`), likewise.
+    pub batches_per_epoch: Option<usize>,
 }
 
 impl LoopState {
@@ -59,6 +64,12 @@ impl LoopState {
         m.insert("partial_terms".into(), serde_json::to_string(&terms).unwrap_or_default());
         m.insert("partial_seconds".into(), self.partial_seconds.to_string());
         m.insert("rows".into(), serde_json::to_string(&self.rows).unwrap_or_default());
+        if let Some(b) = self.batch_size {
+            m.insert("batch_size".into(), b.to_string());
+        }
+        if let Some(b) = self.batches_per_epoch {
+            m.insert("batches_per_epoch".into(), b.to_string());
+        }
         m
     }
 
@@ -90,6 +101,8 @@ impl LoopState {
             partial_seconds: get(m, "partial_seconds")?,
             rows: serde_json::from_str(m.get("rows").map_or("[]", String::as_str))
                 .map_err(|e| format!("bad `rows`: {e}"))?,
+            batch_size: m.get("batch_size").map(|_| get(m, "batch_size")).transpose()?,
+            batches_per_epoch: m.get("batches_per_epoch").map(|_| get(m, "batches_per_epoch")).transpose()?,
         })
     }
 }
@@ -177,6 +190,8 @@ mod tests {
             partial_terms: vec![("recon".into(), 2.0f64.sqrt()), ("kl".into(), std::f64::consts::PI)],
             partial_seconds: 1.5,
             rows: vec![row(1, 382.644_186_401_367_16), row(2, 304.691_173_299_153_66)],
+            batch_size: Some(64),
+            batches_per_epoch: Some(938),
         };
         let back = LoopState::from_meta(&st.to_meta()).unwrap();
         assert_eq!(back, st);

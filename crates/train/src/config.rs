@@ -536,13 +536,43 @@ fn explain(err: &figment::Error, layers: &[Layer]) -> TrainError {
     TrainError::Config(msg)
 }
 
-fn out_of_range(r: &Resolved, key: &str, value: &str, allowed: &str) -> TrainError {
+/// Where a key was set, for messages.
+trait Sources {
+    fn source_of(&self, key: &str) -> String;
+}
+
+impl Sources for Resolved {
+    fn source_of(&self, key: &str) -> String {
+        Self::source_of(self, key)
+    }
+}
+
+/// A saved `config.toml`: every key comes from it.
+struct Saved<'a>(&'a Path);
+
+impl Sources for Saved<'_> {
+    fn source_of(&self, key: &str) -> String {
+        let line = fs_err::read_to_string(self.0).ok().and_then(|t| line_of(&t, key));
+        line.map_or_else(|| self.0.display().to_string(), |l| format!("{}:{l}", self.0.display()))
+    }
+}
+
+fn out_of_range(r: &dyn Sources, key: &str, value: &str, allowed: &str) -> TrainError {
     TrainError::Config(format!("invalid value {value} for `{key}` (set in {}): {allowed}", r.source_of(key)))
+}
+
+/// Checks a run's saved config again, as [`resolve`] checked it (`resume` reads a file
+/// that may have been edited since): errors name the key and its line in `path`.
+pub fn check_saved(cfg: &ExperimentConfig, path: &Path) -> Result<()> {
+    validate_config(cfg, &Saved(path))
 }
 
 /// Range checks across sections, reported with the key's source.
 fn validate(r: &Resolved) -> Result<()> {
-    let c = &r.config;
+    validate_config(&r.config, r)
+}
+
+fn validate_config(c: &ExperimentConfig, r: &dyn Sources) -> Result<()> {
     if let Err(e) = c.data.validate() {
         return Err(match e {
             bottleneck_data::DataError::InvalidConfig { key, value, allowed } => {

@@ -3,11 +3,24 @@
 use serde::{Deserialize, Serialize};
 
 /// `[launcher]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LauncherConfig {
+    /// How many times in a row a point's process may die without a new checkpoint
+    /// (killed, out of memory, node lost) before `sweep --resume` and the Slurm summary
+    /// job stop retrying it and report it failed as lost.
+    pub max_retries: u32,
     /// `[launcher.slurm]`: resources of each array task.
     pub slurm: SlurmConfig,
+}
+
+/// Default of `launcher.max_retries`.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+impl Default for LauncherConfig {
+    fn default() -> Self {
+        Self { max_retries: DEFAULT_MAX_RETRIES, slurm: SlurmConfig::default() }
+    }
 }
 
 /// `[launcher.slurm]`: the `#SBATCH` lines of a sweep's job array.

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod launcher;
+pub mod lock;
 pub mod optim;
 pub mod run;
 pub mod rundir;
@@ -17,6 +18,6 @@ pub mod train_config;
 
 pub use config::{resolve, ExperimentConfig, Resolved};
 pub use error::{Result, TrainError};
-pub use rundir::{Manifest, RunDir, Status};
+pub use rundir::{Failure, Manifest, RunDir, Status};
 pub use runner::{Observer, Outcome, Silent};
 pub use train_config::{OptimizerKind, Schedule, TrainConfig};

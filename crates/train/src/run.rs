@@ -9,26 +9,27 @@ use std::time::Instant;
 
 use crate::config::Resolved;
 use crate::error::{Result, TrainError};
-use crate::rundir::{git_commit, hostname, now, Manifest, RunDir, Status};
+use crate::lock::{Heartbeat, RunLock};
+use crate::rundir::{git_commit, now, Failure, Manifest, RunDir, Status};
 use crate::runner::{self, Observer, Outcome};
 
-/// Creates the run directory for `resolved` under `root` and writes `config.toml`,
-/// `overrides.txt` and a `running` manifest.
+/// Creates the run directory for `resolved` under `root` with a `pending` manifest (the
+/// first file), `config.toml` and `overrides.txt`; [`execute`] takes it to `running`.
 pub fn prepare(resolved: &Resolved, root: &Path, threads: usize) -> Result<RunDir> {
     let dir = RunDir::create(root, &resolved.config.name)?;
-    write_new(&dir, resolved, threads, Status::Running)?;
+    write_new(&dir, resolved, threads, Status::Pending)?;
     Ok(dir)
 }
 
-/// Writes `config.toml`, `overrides.txt` and a fresh manifest with `status` into `dir`.
+/// Writes a fresh manifest with `status` into `dir`, then `config.toml` and
+/// `overrides.txt` (the manifest first: a directory without one is not a run).
 pub fn write_new(dir: &RunDir, resolved: &Resolved, threads: usize, status: Status) -> Result<()> {
     let cfg = &resolved.config;
-    dir.write_config(cfg, &resolved.overrides)?;
     let mut versions = BTreeMap::new();
     versions.insert("bottleneck".into(), env!("CARGO_PKG_VERSION").into());
     versions.insert("candle".into(), "0.11".into());
     versions.insert("polars".into(), "0.55".into());
-    dir.write_manifest(&Manifest {
+    let mut m = Manifest {
         status,
         reason: None,
         name: cfg.name.clone(),
@@ -43,16 +44,62 @@ pub fn write_new(dir: &RunDir, resolved: &Resolved, threads: usize, status: Stat
         epochs_done: 0,
         train_seconds: 0.0,
         metrics: BTreeMap::new(),
-        pid: (status == Status::Running).then(std::process::id),
-        host: (status == Status::Running).then(hostname),
-    })
+        pid: None,
+        host: None,
+        heartbeat: None,
+        failure: None,
+        starts: 0,
+        lost: 0,
+        lost_step: None,
+    };
+    m.set_status(status, None);
+    dir.write_manifest(&m)?;
+    dir.write_config(cfg, &resolved.overrides)
+}
+
+/// Records that the process training `dir` ended without recording an outcome (killed,
+/// out of memory, node lost, time limit): the run is `interrupted` and resumes from its
+/// last checkpoint, unless it died `launcher.max_retries` times in a row without a new
+/// checkpoint, then it is failed as lost (a later `sweep --resume` still continues it from
+/// that checkpoint). The caller has made sure no process holds the run.
+pub fn record_lost(dir: &RunDir, m: &mut Manifest, why: &str) -> Result<()> {
+    let max = dir.read_config().map_or(crate::launcher::DEFAULT_MAX_RETRIES, |c| c.launcher.max_retries);
+    let state = crate::checkpoint::read_state(&dir.last_checkpoint()).ok();
+    let step = state.as_ref().map(|s| s.step);
+    if m.lost > 0 && m.lost_step == step {
+        m.lost += 1;
+    } else {
+        m.lost = 1;
+        m.lost_step = step;
+    }
+    if let Some(s) = &state {
+        m.epochs_done = s.epoch;
+    }
+    let at = state.map_or_else(
+        || "from its first epoch (no checkpoint yet)".to_string(),
+        |s| format!("from its checkpoint (epoch {}, batch {})", s.epoch + usize::from(s.batch > 0), s.batch),
+    );
+    if m.lost > max {
+        m.fail(
+            Failure::Lost,
+            format!(
+                "{why}; it died {} times in a row without a new checkpoint (launcher.max_retries = {max}); `bottleneck sweep --resume` tries again {at}",
+                m.lost
+            ),
+        );
+    } else {
+        m.set_status(Status::Interrupted, Some(format!("{why}; resumes {at}")));
+    }
+    dir.write_manifest(m)
 }
 
 /// Trains the run in `dir`, then records the outcome in the manifest.
 ///
-/// With `resume`, a run with a checkpoint continues from it; a run without one (a
-/// sweep's `pending` point, or a run killed before its first checkpoint) starts from its
-/// first epoch. `threads` is recorded in the manifest (the caller applies it).
+/// The process first takes the run's lock (a run another process trains is refused,
+/// naming it), checks `config.toml` again (it may have been edited), then marks the run
+/// `running` with a heartbeat. With `resume`, a run with a checkpoint continues from it;
+/// a `pending` run, or one killed before its first checkpoint, starts from its first
+/// epoch. `threads` is recorded in the manifest (the caller applies it).
 pub fn execute(
     dir: &RunDir,
     resume: bool,
@@ -60,7 +107,7 @@ pub fn execute(
     stop: &Arc<AtomicBool>,
     obs: &dyn Observer,
 ) -> Result<Outcome> {
-    let cfg = dir.read_config()?;
+    let _lock = RunLock::acquire(dir)?;
     let mut manifest = dir.read_manifest()?;
     if resume && manifest.status == Status::Done {
         return Err(TrainError::Run {
@@ -68,16 +115,15 @@ pub fn execute(
             reason: "the run is already done; nothing to resume".into(),
         });
     }
-    if resume
-        && manifest.status == Status::Running
-        && manifest.process_alive()
-        && manifest.pid != Some(std::process::id())
+    let cfg = match dir.read_config().and_then(|c| crate::config::check_saved(&c, &dir.file("config.toml")).map(|()| c))
     {
-        return Err(TrainError::Run {
-            path: dir.path.clone(),
-            reason: format!("the run is being trained by process {} on this machine", manifest.pid.unwrap_or_default()),
-        });
-    }
+        Ok(c) => c,
+        Err(e) => {
+            manifest.fail(Failure::Config, e.to_string());
+            dir.write_manifest(&manifest)?;
+            return Err(e);
+        }
+    };
     let from_checkpoint = resume && manifest.status != Status::Pending && dir.last_checkpoint().is_file();
     if resume && !from_checkpoint {
         if manifest.status != Status::Pending {
@@ -89,42 +135,37 @@ pub fn execute(
         manifest.metrics.clear();
         manifest.started = now();
     }
-    manifest.status = Status::Running;
-    manifest.reason = None;
-    manifest.ended = None;
     manifest.threads = threads;
-    manifest.pid = Some(std::process::id());
-    manifest.host = Some(hostname());
+    manifest.starts += 1;
+    manifest.set_status(Status::Running, None);
     dir.write_manifest(&manifest)?;
+    let beat = Heartbeat::start(dir, manifest);
     let t0 = Instant::now();
     let result = runner::train(dir, &cfg, from_checkpoint, stop, obs);
+    let mut manifest = beat.stop();
     manifest.train_seconds += t0.elapsed().as_secs_f64();
-    manifest.ended = Some(now());
     // Epochs done, from the checkpoint the run would resume from.
     if let Ok(state) = crate::checkpoint::read_state(&dir.last_checkpoint()) {
         manifest.epochs_done = state.epoch;
     }
     match &result {
         Ok(Outcome::Done { metrics, early_stopped }) => {
-            manifest.status = Status::Done;
+            manifest.set_status(
+                Status::Done,
+                early_stopped.then(|| "early stopping: validation loss stopped improving".into()),
+            );
             manifest.metrics.clone_from(metrics);
-            manifest.reason = early_stopped.then(|| "early stopping: validation loss stopped improving".into());
+            manifest.lost = 0;
+            manifest.lost_step = None;
         }
-        Ok(Outcome::Interrupted) => {
-            manifest.status = Status::Interrupted;
-            manifest.reason =
-                Some("interrupted (Ctrl-C or SIGTERM) after a checkpoint; `bottleneck resume` continues".into());
-        }
-        Ok(Outcome::Failed(why)) => {
-            manifest.status = Status::Failed;
-            manifest.reason = Some(why.clone());
-        }
-        Err(e) => {
-            manifest.status = Status::Failed;
-            manifest.reason = Some(e.to_string());
-        }
+        Ok(Outcome::Interrupted) => manifest.set_status(
+            Status::Interrupted,
+            Some("interrupted (Ctrl-C, SIGTERM or SIGHUP) after a checkpoint; `bottleneck resume` continues".into()),
+        ),
+        Ok(Outcome::Failed(why)) => manifest.fail(Failure::Numeric, why.clone()),
+        Err(e @ TrainError::Config(_)) => manifest.fail(Failure::Config, e.to_string()),
+        Err(e) => manifest.fail(Failure::Error, e.to_string()),
     }
-    manifest.pid = None;
     dir.write_manifest(&manifest)?;
     result
 }

@@ -24,8 +24,25 @@ pub enum Status {
     Done,
     /// Failed; `reason` says why.
     Failed,
-    /// Stopped by Ctrl-C or SIGTERM after a checkpoint; `bottleneck resume` continues it.
+    /// Stopped by Ctrl-C, SIGTERM or SIGHUP after a checkpoint, or its process died
+    /// without recording an outcome (`reason` says which); `bottleneck resume` continues
+    /// it from its last checkpoint.
     Interrupted,
+}
+
+/// Why a run failed: what `bottleneck sweep --resume` does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Failure {
+    /// The point's values do not resolve, or its config is invalid: resolved again.
+    Config,
+    /// The loss became NaN or infinite: trained again from its first epoch.
+    Numeric,
+    /// Another error while training (data, I/O): trained again from its first epoch.
+    Error,
+    /// Its process kept dying without a new checkpoint (`launcher.max_retries` times):
+    /// resumed from its last checkpoint.
+    Lost,
 }
 
 /// `manifest.json`.
@@ -57,7 +74,9 @@ pub struct Manifest {
     pub epochs_done: usize,
     /// Seconds spent training (all sessions of a resumed run).
     pub train_seconds: f64,
-    /// Final metrics (test set), once done.
+    /// Final metrics (test set), once done. Non-finite values are written as the strings
+    /// `"NaN"`, `"inf"` and `"-inf"` (JSON has no such numbers).
+    #[serde(with = "finite")]
     pub metrics: BTreeMap<String, f64>,
     /// The process training the run while it is `running` (with `host`): how a sweep
     /// tells a live run from one whose process was killed.
@@ -66,6 +85,92 @@ pub struct Manifest {
     /// Short host name of that process.
     #[serde(default)]
     pub host: Option<String>,
+    /// While `running`: when the training process last said it is alive (RFC 3339,
+    /// every [`HEARTBEAT_SECONDS`]). Tells a live run on another node from a dead one
+    /// where file locks do not cross nodes.
+    #[serde(default)]
+    pub heartbeat: Option<String>,
+    /// Why it failed, when it did.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// How many times the training process was started (`run`, `resume`, a sweep).
+    #[serde(default)]
+    pub starts: u32,
+    /// Deaths in a row without a new checkpoint (process killed without recording an
+    /// outcome); past `launcher.max_retries` the run is failed as lost.
+    #[serde(default)]
+    pub lost: u32,
+    /// The checkpoint's optimiser step at the last such death.
+    #[serde(default)]
+    pub lost_step: Option<u64>,
+}
+
+/// Seconds between a training process's heartbeats in its manifest.
+pub const HEARTBEAT_SECONDS: u64 = 10;
+
+/// A `running` manifest whose heartbeat is older than this (and whose lock is free) is
+/// taken to be dead.
+pub const STALE_SECONDS: i64 = 60;
+
+/// Serde for metric maps that keep non-finite values: `NaN`/`inf`/`-inf` as strings;
+/// `null` (what older versions wrote for them) reads as NaN.
+pub mod finite {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        F(f64),
+        S(String),
+        Null(()),
+    }
+
+    fn to_num(v: f64) -> Num {
+        if v.is_finite() {
+            Num::F(v)
+        } else if v.is_nan() {
+            Num::S("NaN".into())
+        } else {
+            Num::S(if v > 0.0 { "inf" } else { "-inf" }.into())
+        }
+    }
+
+    /// Serialises the map.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(map: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+        map.iter().map(|(k, v)| (k, to_num(*v))).collect::<BTreeMap<_, _>>().serialize(s)
+    }
+
+    /// Reads the map.
+    ///
+    /// # Errors
+    /// A value that is neither a number, `null`, nor one of the strings above.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+        let raw = BTreeMap::<String, Num>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                let x = match v {
+                    Num::F(x) => x,
+                    Num::Null(()) => f64::NAN,
+                    Num::S(s) => match s.as_str() {
+                        "NaN" | "nan" => f64::NAN,
+                        "inf" | "+inf" | "Infinity" => f64::INFINITY,
+                        "-inf" | "-Infinity" => f64::NEG_INFINITY,
+                        other => {
+                            return Err(serde::de::Error::custom(format!(
+                            "metric `{k}`: `{other}` is not a number (expected a number, \"NaN\", \"inf\" or \"-inf\")"
+                        )))
+                        }
+                    },
+                };
+                Ok((k, x))
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Display for Status {
@@ -81,25 +186,68 @@ impl std::fmt::Display for Status {
 }
 
 impl Manifest {
-    /// Whether the process recorded as training this run is alive on this host.
-    #[must_use]
-    pub fn process_alive(&self) -> bool {
-        match (self.pid, &self.host) {
-            (Some(pid), Some(host)) if *host == hostname() => {
-                // A recycled pid would have to be another bottleneck process to count.
-                fs_err::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("bottleneck"))
+    /// The one way a run's status changes (every writer goes through it or
+    /// [`Manifest::fail`]): `running` records this process, its host and a heartbeat;
+    /// `pending` clears them; an end state records the end time.
+    pub fn set_status(&mut self, status: Status, reason: Option<String>) {
+        self.status = status;
+        self.reason = reason;
+        self.failure = None;
+        match status {
+            Status::Running => {
+                self.pid = Some(std::process::id());
+                self.host = Some(hostname());
+                self.heartbeat = Some(now());
+                self.ended = None;
             }
-            _ => false,
+            Status::Pending => {
+                self.pid = None;
+                self.heartbeat = None;
+                self.ended = None;
+            }
+            Status::Done | Status::Failed | Status::Interrupted => {
+                self.pid = None;
+                self.heartbeat = None;
+                self.ended = Some(now());
+            }
+        }
+    }
+
+    /// Marks the run failed for `failure` with `reason`.
+    pub fn fail(&mut self, failure: Failure, reason: String) {
+        self.set_status(Status::Failed, Some(reason));
+        self.failure = Some(failure);
+    }
+
+    /// Seconds since the last heartbeat (none without one, or when it does not parse).
+    #[must_use]
+    pub fn heartbeat_age(&self) -> Option<i64> {
+        let t = chrono::DateTime::parse_from_rfc3339(self.heartbeat.as_deref()?).ok()?;
+        Some((chrono::Local::now().fixed_offset() - t).num_seconds())
+    }
+
+    /// `process P on HOST`, for messages.
+    #[must_use]
+    pub fn owner(&self) -> String {
+        match (self.pid, &self.host) {
+            (Some(p), Some(h)) => format!("process {p} on {h}"),
+            (Some(p), None) => format!("process {p}"),
+            _ => "another process".into(),
         }
     }
 }
 
-/// This machine's short host name (`/etc/hostname`, else `HOSTNAME`, else `localhost`).
+/// Overrides [`hostname`] (tests simulate a second node with it).
+pub const HOST_ENV: &str = "BOTTLENECK_HOST";
+
+/// This machine's short host name (`BOTTLENECK_HOST`, else the kernel's, else
+/// `HOSTNAME`, else `localhost`).
 #[must_use]
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    std::env::var(HOST_ENV)
         .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().split('.').next().unwrap_or_default().to_string())
         .filter(|h| !h.is_empty())
@@ -354,4 +502,33 @@ pub fn stamp() -> String {
 #[must_use]
 pub fn now() -> String {
     chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_metrics_read_back() {
+        #[derive(Serialize, Deserialize)]
+        struct M {
+            #[serde(with = "finite")]
+            m: BTreeMap<String, f64>,
+        }
+        let m: BTreeMap<String, f64> = [("a", 0.25), ("b", f64::NAN), ("c", f64::INFINITY), ("d", f64::NEG_INFINITY)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let json = serde_json::to_string(&M { m }).unwrap();
+        assert_eq!(json, r#"{"m":{"a":0.25,"b":"NaN","c":"inf","d":"-inf"}}"#);
+        let back: M = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.m["a"].to_bits(), 0.25f64.to_bits());
+        assert!(back.m["b"].is_nan());
+        assert!(back.m["c"].is_infinite() && back.m["c"] > 0.0 && back.m["d"].is_infinite() && back.m["d"] < 0.0);
+        // What older versions wrote for a non-finite value.
+        let old: M = serde_json::from_str(r#"{"m":{"test_psnr":null}}"#).unwrap();
+        assert!(old.m["test_psnr"].is_nan());
+        let bad = serde_json::from_str::<M>(r#"{"m":{"x":"many"}}"#).err().unwrap().to_string();
+        assert!(bad.contains("metric `x`"), "{bad}");
+    }
 }

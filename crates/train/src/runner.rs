@@ -25,6 +25,10 @@ pub const EVAL_NOISE_SEED: u64 = bottleneck_models::eval::EVAL_NOISE_SEED;
 
 /// What the loop reports while it runs (a progress bar, log lines, or nothing).
 pub trait Observer {
+    /// Training starts (or continues from a checkpoint) at this position.
+    fn start(&self, epoch: usize, batch: usize, step: u64) {
+        let _ = (epoch, batch, step);
+    }
     /// An epoch starts with `batches` batches (after any already done).
     fn epoch_start(&self, epoch: usize, epochs: usize, batches: usize) {
         let _ = (epoch, epochs, batches);
@@ -87,9 +91,18 @@ pub fn setup(cfg: &ExperimentConfig) -> Result<Setup> {
     let device = device(cfg)?;
     let data = Dataset::load(&cfg.data, cfg.seed)?;
     if data.train.is_empty() {
-        return Err(TrainError::Config(
-            "the training split is empty: lower data.val_fraction or raise data.train_subset".into(),
-        ));
+        return Err(TrainError::Config(format!(
+            "the training split of {} is empty ({} samples in all): lower data.val_fraction, or give the data more samples",
+            data.name,
+            data.val.len() + data.test.len()
+        )));
+    }
+    if data.test.is_empty() {
+        return Err(TrainError::Config(format!(
+            "the test split of {} is empty ({} training samples): a run is scored on its test split; give the data more samples or raise data.test_fraction (tables and synthetic sets split it off)",
+            data.name,
+            data.train.len()
+        )));
     }
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, cfg.seed, DType::F32, &device);
@@ -169,19 +182,15 @@ pub fn train(
     let Setup { data, model, varmap, device: dev } = setup(cfg)?;
     // As PyTorch's set_flush_denormal(True): denormal floats are 10-100x slower on x86.
     let _ = bottleneck_kernels::flush_denormals();
-    tracing::info!(
-        "data {}: {} train / {} val / {} test\n{}",
-        data.name,
-        data.train.len(),
-        data.val.len(),
-        data.test.len(),
-        model.summary()
-    );
+    let sizes = format!("{} train / {} val / {} test", data.train.len(), data.val.len(), data.test.len());
+    tracing::info!("data {}: {sizes}\n{}", data.name, model.summary());
     let tc = &cfg.train;
     let mut opt = Optimizer::new(tc, named_vars(&varmap))?;
     let mut st = if resume { checkpoint::load(&dir.last_checkpoint(), &mut opt)? } else { LoopState::default() };
     let full = Batcher::new(&data.train, tc.batch_size).num_batches();
     let per_epoch = if tc.max_batches > 0 { full.min(tc.max_batches) } else { full };
+    check_position(dir, &st, tc.batch_size, per_epoch)?;
+    obs.start(st.epoch, st.batch, st.step);
     let mut early_stopped = false;
     let mut terms_complete = !(st.partial.1 > 0 && st.partial_terms.is_empty());
     while st.epoch < tc.epochs {
@@ -219,6 +228,8 @@ pub fn train(
             obs.batch_end(value, st.partial.1 as f64 / secs.max(1e-9));
             if stop.load(Ordering::SeqCst) {
                 st.partial_seconds += started.elapsed().as_secs_f64();
+                st.batch_size = Some(tc.batch_size);
+                st.batches_per_epoch = Some(per_epoch);
                 checkpoint::save(&dir.last_checkpoint(), &opt, &st)?;
                 return Ok(Outcome::Interrupted);
             }
@@ -270,11 +281,47 @@ pub fn train(
             break;
         }
     }
-    let metrics = evaluate(dir, cfg, model.as_ref(), &data, &opt, &st, &dev)?;
+    // Every epoch is checkpointed: a stop from here on resumes straight into evaluation.
+    let Some(metrics) = evaluate(dir, cfg, model.as_ref(), &data, &opt, &st, &dev, stop)? else {
+        return Ok(Outcome::Interrupted);
+    };
     Ok(Outcome::Done { metrics, early_stopped })
 }
 
-/// After training: test metrics of the best (or last) weights, summary figures, latents.
+/// A checkpoint taken mid-epoch continues only with the batches it was cut from: the
+/// same `train.batch_size`, and no fewer batches per epoch than it has done (a
+/// `config.toml` edited between interrupt and resume).
+fn check_position(dir: &RunDir, st: &LoopState, batch_size: usize, per_epoch: usize) -> Result<()> {
+    if st.batch == 0 {
+        return Ok(());
+    }
+    let bad = |why: String| {
+        Err(TrainError::Run {
+            path: dir.file("config.toml"),
+            reason: format!(
+                "the checkpoint stopped at batch {} of epoch {}, {why}; restore the value the run was interrupted with, or start a new run",
+                st.batch,
+                st.epoch + 1
+            ),
+        })
+    };
+    match (st.batch_size, st.batches_per_epoch) {
+        (Some(b), _) if b != batch_size => {
+            bad(format!("cut with train.batch_size = {b}, but the config now says {batch_size}"))
+        }
+        (_, Some(n)) if n != per_epoch => bad(format!(
+            "cut from {n} batches per epoch, but train.batch_size and train.max_batches now give {per_epoch}"
+        )),
+        _ if st.batch > per_epoch => {
+            bad(format!("but train.batch_size and train.max_batches now give {per_epoch} batches per epoch"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// After training: test metrics of the best (or last) weights and latents; `None` when
+/// `stop` was raised on the way.
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     dir: &RunDir,
     cfg: &ExperimentConfig,
@@ -283,14 +330,17 @@ fn evaluate(
     opt: &Optimizer,
     st: &LoopState,
     dev: &Device,
-) -> Result<BTreeMap<String, f64>> {
+    stop: &AtomicBool,
+) -> Result<Option<BTreeMap<String, f64>>> {
     // Evaluate the best weights when there is a validation split, else the last.
     if st.best_val.is_some() && dir.best_checkpoint().is_file() {
         checkpoint::load_weights(&dir.best_checkpoint(), opt.params())?;
     }
     // The final objective's weights, as validation uses (early stopping may end sooner).
-    let report =
-        evaluate_split(model, &data.test, cfg, dev, cfg.train.epochs.saturating_sub(1), cfg.train.nll_samples)?;
+    let epoch = cfg.train.epochs.saturating_sub(1);
+    let Some(report) = evaluate_split_until(model, &data.test, cfg, dev, epoch, cfg.train.nll_samples, stop)? else {
+        return Ok(None);
+    };
     if let Some(note) = report.collapse_note() {
         tracing::warn!("{note}");
     }
@@ -314,8 +364,11 @@ fn evaluate(
     let n = st.rows.len().max(1) as f64;
     metrics.insert("mean_epoch_seconds".into(), st.rows.iter().map(|r| r.epoch_seconds).sum::<f64>() / n);
     metrics.insert("mean_samples_per_second".into(), st.rows.iter().map(|r| r.samples_per_second).sum::<f64>() / n);
+    if stop.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
     write_latents(dir, model, &data.test, cfg, dev)?;
-    Ok(metrics)
+    Ok(Some(metrics))
 }
 
 /// Test-set metrics ([`Evaluator`]): MSE, BCE, PSNR and per-image squared error of the
@@ -331,12 +384,30 @@ pub fn evaluate_split(
     epoch: usize,
     nll_samples: usize,
 ) -> Result<EvalReport> {
+    let never = AtomicBool::new(false);
+    let report = evaluate_split_until(model, split, cfg, dev, epoch, nll_samples, &never)?;
+    Ok(report.unwrap_or_else(|| unreachable!("nothing raises this stop flag")))
+}
+
+/// [`evaluate_split`] that gives up (`None`) when `stop` is raised between batches.
+fn evaluate_split_until(
+    model: &dyn Autoencoder,
+    split: &Split,
+    cfg: &ExperimentConfig,
+    dev: &Device,
+    epoch: usize,
+    nll_samples: usize,
+    stop: &AtomicBool,
+) -> Result<Option<EvalReport>> {
     let opts = EvalOptions { loss: cfg.train.loss, nll_samples, seed: cfg.seed, epoch };
     let mut ev = Evaluator::new(model, opts);
     for (i, b) in Batcher::new(split, cfg.train.eval_batch_size).device(dev).enumerate() {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         ev.add(&b?.xs, i)?;
     }
-    Ok(ev.finish())
+    Ok(Some(ev.finish()))
 }
 
 /// Writes `latents.parquet`: one row per test sample, `index`, `label` (when labelled)

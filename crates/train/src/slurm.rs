@@ -181,6 +181,34 @@ pub fn queued(jobs: &SlurmJobs) -> Result<Vec<String>> {
     Ok(out.lines().filter_map(|l| l.split_whitespace().nth(1).map(str::to_string)).collect())
 }
 
+/// The tasks of array job `array` still in the queue: array index → state (`PENDING`,
+/// `RUNNING`, `REQUEUED`, ...). Empty once the array has ended (or Slurm has forgotten it).
+pub fn queued_tasks(array: &str) -> Result<std::collections::BTreeMap<usize, String>> {
+    let mut cmd = slurm_command("squeue");
+    cmd.args(["--noheader", "--array", "--format=%i %T", &format!("--jobs={array}")]);
+    let (ok, out, err) = run_tool(cmd, "running squeue")?;
+    if !ok {
+        if err.contains("Invalid job id") {
+            return Ok(std::collections::BTreeMap::new());
+        }
+        return Err(TrainError::Config(format!("squeue failed: {err}")));
+    }
+    Ok(parse_tasks(&out))
+}
+
+/// `squeue --array --format="%i %T"` lines → array index → state.
+fn parse_tasks(out: &str) -> std::collections::BTreeMap<usize, String> {
+    out.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let id = parts.next()?;
+            let state = parts.next()?;
+            let index = id.split_once('_')?.1.parse().ok()?;
+            Some((index, state.to_string()))
+        })
+        .collect()
+}
+
 /// Cancels the jobs: running tasks get SIGTERM (they checkpoint and stop), pending ones
 /// never start.
 pub fn cancel(jobs: &SlurmJobs) -> Result<()> {
@@ -204,6 +232,14 @@ mod tests {
         assert_eq!(array_spec(&[0, 1, 2, 3, 4, 5], 2), "0-5%2");
         assert_eq!(array_spec(&[2, 3, 5], 0), "2-3,5");
         assert_eq!(array_spec(&[4], 1), "4%1");
+    }
+
+    #[test]
+    fn queued_tasks_parse_by_array_index() {
+        let t = parse_tasks("812_0 RUNNING\n812_3 PENDING\n812_[4-5%2] PENDING\n813 PENDING\n");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[&0], "RUNNING");
+        assert_eq!(t[&3], "PENDING");
     }
 
     #[test]
