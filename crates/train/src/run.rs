@@ -115,15 +115,10 @@ pub fn execute(
             reason: "the run is already done; nothing to resume".into(),
         });
     }
-    let cfg = match dir.read_config().and_then(|c| crate::config::check_saved(&c, &dir.file("config.toml")).map(|()| c))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            manifest.fail(Failure::Config, e.to_string());
-            dir.write_manifest(&manifest)?;
-            return Err(e);
-        }
-    };
+    // An edited config that no longer checks out leaves the run as it was (its
+    // checkpoint included): fix the file and resume again.
+    let cfg = dir.read_config()?;
+    crate::config::check_saved(&cfg, &dir.file("config.toml"))?;
     let from_checkpoint = resume && manifest.status != Status::Pending && dir.last_checkpoint().is_file();
     if resume && !from_checkpoint {
         if manifest.status != Status::Pending {

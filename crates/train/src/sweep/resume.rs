@@ -56,7 +56,7 @@ impl Sweep {
 
     /// Gets the sweep ready to continue and returns the points left to train: done
     /// points are skipped; interrupted points, points whose process died and points failed
-    /// as lost continue from their checkpoints; points failed for their config or a
+    /// as lost or by an error outside the model (I/O, data) continue from their checkpoints; points failed for their config or a
     /// non-finite loss are cleared to start again, and points that did not resolve are
     /// resolved again (the experiment may have been fixed). Errors, changing nothing, if
     /// any point is still owned by a process or a queued Slurm task.
@@ -86,10 +86,19 @@ impl Sweep {
                         continue;
                     }
                 }
-                Some(mut m) if m.status == Status::Failed && m.failure == Some(Failure::Lost) => {
+                // Lost, or an error other than the config or the loss (I/O, data): the
+                // checkpoint is still good.
+                Some(mut m)
+                    if m.status == Status::Failed
+                        && matches!(m.failure, Some(Failure::Lost | Failure::Error))
+                        && dir.last_checkpoint().is_file() =>
+                {
                     // Asked again: one more round of retries from the checkpoint.
                     m.lost = 0;
-                    m.set_status(Status::Interrupted, Some("failed as lost; retried by `sweep --resume`".into()));
+                    m.set_status(
+                        Status::Interrupted,
+                        Some("failed; continued from its checkpoint by `sweep --resume`".into()),
+                    );
                     dir.write_manifest(&m)?;
                 }
                 Some(mut m) if m.status == Status::Failed && dir.file("config.toml").is_file() => {
