@@ -241,6 +241,7 @@ fn a_config_edited_between_interrupt_and_resume_is_checked_again() {
         ),
         (("batch_size = 64", "batch_size = 32"), ("", ""), "train.batch_size = 64"),
         (("max_batches = 60", "max_batches = 1"), ("", ""), "batches per epoch"),
+        (("threads = 0", "threads = 100000"), ("", ""), "train.threads"),
     ];
     for ((a, b), (c, e), expect) in edits {
         assert!(original.contains(a), "{original}");

@@ -191,19 +191,15 @@ pub fn run(experiment: &Path, overrides: &[String], runs: Option<PathBuf>, quiet
 pub fn resume(path: &Path, threads: Option<usize>, quiet: bool) -> Result<()> {
     let dir = RunDir::open(path)?;
     let cfg = dir.read_config()?;
+    // A hand-edited config.toml is not resolved again: the resolve-time checks (the
+    // thread count among them) run on it before any worker pool starts.
+    bottleneck_train::config::check_saved(&cfg, &dir.file("config.toml"))?;
     let threads = match threads {
         Some(0) => bail!("--threads must be at least 1"),
         Some(n) if n > bottleneck_train::train_config::MAX_THREADS => {
             bail!("--threads {n} is too many: at most {}", bottleneck_train::train_config::MAX_THREADS)
         }
         Some(n) => set_threads(n),
-        // A hand-edited config.toml is not resolved again: check its thread count here.
-        None if cfg.train.threads > bottleneck_train::train_config::MAX_THREADS => bail!(
-            "invalid value {} for `train.threads` in {}: must be 0 (all cores) or at most {}",
-            cfg.train.threads,
-            dir.file("config.toml").display(),
-            bottleneck_train::train_config::MAX_THREADS
-        ),
         None => apply_threads(&cfg),
     };
     logging::attach_file(&dir.file("train.log"))?;

@@ -231,29 +231,9 @@ mod tests {
     use super::*;
 
     fn manifest(host: &str, heartbeat: Option<String>) -> Manifest {
-        Manifest {
-            status: Status::Running,
-            reason: None,
-            name: "x".into(),
-            experiment: String::new(),
-            seed: 0,
-            device: "cpu".into(),
-            threads: 1,
-            versions: std::collections::BTreeMap::new(),
-            git_commit: None,
-            started: now(),
-            ended: None,
-            epochs_done: 0,
-            train_seconds: 0.0,
-            metrics: std::collections::BTreeMap::new(),
-            pid: Some(4_000_000),
-            host: Some(host.into()),
-            heartbeat,
-            failure: None,
-            starts: 1,
-            lost: 0,
-            lost_step: None,
-        }
+        let mut m = Manifest::new("x", "");
+        m.set_status(Status::Running, None);
+        Manifest { pid: Some(4_000_000), host: Some(host.into()), heartbeat, ..m }
     }
 
     #[test]

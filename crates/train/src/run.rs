@@ -30,27 +30,12 @@ pub fn write_new(dir: &RunDir, resolved: &Resolved, threads: usize, status: Stat
     versions.insert("candle".into(), "0.11".into());
     versions.insert("polars".into(), "0.55".into());
     let mut m = Manifest {
-        status,
-        reason: None,
-        name: cfg.name.clone(),
-        experiment: resolved.experiment.display().to_string(),
         seed: cfg.seed,
         device: cfg.device.clone(),
         threads,
         versions,
         git_commit: git_commit(),
-        started: now(),
-        ended: None,
-        epochs_done: 0,
-        train_seconds: 0.0,
-        metrics: BTreeMap::new(),
-        pid: None,
-        host: None,
-        heartbeat: None,
-        failure: None,
-        starts: 0,
-        lost: 0,
-        lost_step: None,
+        ..Manifest::new(&cfg.name, &resolved.experiment.display().to_string())
     };
     m.set_status(status, None);
     dir.write_manifest(&m)?;

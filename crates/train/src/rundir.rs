@@ -186,6 +186,35 @@ impl std::fmt::Display for Status {
 }
 
 impl Manifest {
+    /// A manifest of run `name` from `experiment` that has not started: `pending`, no
+    /// metrics, no process. Callers fill in what they know (seed, device, versions).
+    #[must_use]
+    pub fn new(name: &str, experiment: &str) -> Self {
+        Self {
+            status: Status::Pending,
+            reason: None,
+            name: name.into(),
+            experiment: experiment.into(),
+            seed: 0,
+            device: String::new(),
+            threads: 0,
+            versions: BTreeMap::new(),
+            git_commit: None,
+            started: now(),
+            ended: None,
+            epochs_done: 0,
+            train_seconds: 0.0,
+            metrics: BTreeMap::new(),
+            pid: None,
+            host: None,
+            heartbeat: None,
+            failure: None,
+            starts: 0,
+            lost: 0,
+            lost_step: None,
+        }
+    }
+
     /// The one way a run's status changes (every writer goes through it or
     /// [`Manifest::fail`]): `running` records this process, its host and a heartbeat;
     /// `pending` clears them; an end state records the end time.

@@ -1,7 +1,6 @@
 //! `sweep.toml`: the grid a sweep directory was made with, read back and checked, and
 //! the directory itself.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -163,7 +162,7 @@ impl Sweep {
             &dir.file("overrides.txt"),
             format!("{}\n", p.overrides.join("\n")).as_bytes(),
         )?;
-        let mut m = failed_manifest(&self.spec);
+        let mut m = Manifest::new(&self.spec.name, &self.spec.experiment.display().to_string());
         m.fail(Failure::Config, format!("config: {err}"));
         dir.write_manifest(&m)
     }
@@ -202,32 +201,5 @@ impl Sweep {
             toml::to_string_pretty(&self.spec).map_err(|e| TrainError::Config(format!("writing {SWEEP_FILE}: {e}")))?;
         let text = format!("# written by `bottleneck sweep`; `bottleneck sweep --resume` reads it\n{text}");
         Ok(bottleneck_data::atomic::write_atomic(&self.path.join(SWEEP_FILE), text.as_bytes())?)
-    }
-}
-
-/// A manifest for a point that never ran.
-fn failed_manifest(spec: &SweepSpec) -> Manifest {
-    Manifest {
-        status: Status::Failed,
-        reason: None,
-        name: spec.name.clone(),
-        experiment: spec.experiment.display().to_string(),
-        seed: 0,
-        device: String::new(),
-        threads: 0,
-        versions: BTreeMap::new(),
-        git_commit: None,
-        started: now(),
-        ended: Some(now()),
-        epochs_done: 0,
-        train_seconds: 0.0,
-        metrics: BTreeMap::new(),
-        pid: None,
-        host: None,
-        heartbeat: None,
-        failure: Some(Failure::Config),
-        starts: 0,
-        lost: 0,
-        lost_step: None,
     }
 }
