@@ -221,7 +221,8 @@ SlurmdPort=$SLURMD_PORT
 SlurmUser=$user
 SlurmdUser=$user
 AuthType=auth/munge
-AuthInfo=socket=$MUNGE_SOCK
+# cred_expire: also how long a requeued job waits before it may start again (default 120 s).
+AuthInfo=socket=$MUNGE_SOCK,cred_expire=10
 CredType=cred/munge
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$SPOOL
@@ -237,7 +238,8 @@ MailProg=/bin/true
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
-SchedulerParameters=batch_sched_delay=0
+# bf_interval: a requeued job waits cred_expire, then starts at the next backfill pass.
+SchedulerParameters=batch_sched_delay=0,bf_interval=5
 DependencyParameters=kill_invalid_depend
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt

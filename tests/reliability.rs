@@ -122,7 +122,7 @@ impl XorShift {
 }
 
 /// Where each start of a point began: (epoch, batch) from its train.log.
-fn starts(point: &Path) -> Vec<(usize, usize)> {
+pub fn starts(point: &Path) -> Vec<(usize, usize)> {
     let log = std::fs::read_to_string(point.join("train.log")).unwrap_or_default();
     log.lines()
         .filter_map(|l| {

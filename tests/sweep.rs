@@ -423,5 +423,68 @@ fn the_slurm_launcher_runs_the_sweep_as_a_job_array() {
     };
     assert_eq!(column_str(&df, "status"), ["done", "failed"], "{df}");
     assert!(column_str(&df, "reason")[1].contains("training loss became"), "{df}");
+
+    requeued_at_the_time_limit(&cluster, &small);
     drop(cluster);
+}
+
+/// A point that needs several time limits: with `--time=1` (a minute) and the warning 15 s
+/// before it, each start stops its point with a checkpoint and requeues its own task; the
+/// waiting sweep follows the requeued task, and the point ends `done`, trained exactly as
+/// an undisturbed run of the same config.
+fn requeued_at_the_time_limit(cluster: &Cluster, small: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    // About 100 s of training on one core of the 2-core CI machine.
+    let long = ["train=debug", "train.epochs=24", "train.max_batches=250", "model.latent_dim=8"];
+    let limit = ["launcher.slurm.time=1", "launcher.slurm.signal_seconds=15"];
+    // The reference trains on the other core meanwhile.
+    let reference_cwd = tmp.path().join("reference");
+    std::fs::create_dir_all(&reference_cwd).unwrap();
+    let mut args = vec!["run", &e, "train.threads=1"];
+    args.extend(long);
+    let reference = cmd(&reference_cwd, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+
+    let mut args = vec!["sweep", "--launcher", "slurm", &e, "seed=range(0,1)"];
+    args.extend(long);
+    args.extend(limit);
+    args.extend(small);
+    let t0 = Instant::now();
+    let o = with_timeout(cluster.sweep(tmp.path(), &args), Duration::from_secs(900));
+    let wall = t0.elapsed().as_secs_f64();
+    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    let dir = sweep_dir(tmp.path(), "fashion-dense");
+    let point = dir.join("000");
+    let script = std::fs::read_to_string(dir.join("slurm/array-0.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --signal=B:USR1@15") && script.contains("#SBATCH --requeue"), "{script}");
+    let array = std::fs::read_to_string(dir.join("sweep.toml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("array = ").map(|v| v.trim_matches('"').to_string()))
+        .unwrap();
+    let task_log = std::fs::read_to_string(dir.join(format!("slurm/{array}_0.out"))).unwrap();
+    let requeues = task_log.matches("requeueing task").count();
+    let starts = crate::reliability::starts(&point);
+    let m = manifest(&point);
+    eprintln!(
+        "slurm requeue: the point trained {:.0} s in {} starts ({requeues} requeues at the time limit), {wall:.0} s for the sweep: {starts:?}",
+        m["train_seconds"].as_f64().unwrap(),
+        starts.len()
+    );
+    assert_eq!(m["status"], "done", "{task_log}");
+    assert!(starts.len() >= 3 && requeues + 1 == starts.len(), "{starts:?}\n{task_log}");
+    assert_eq!(m["starts"].as_u64(), Some(starts.len() as u64), "{m}");
+    assert_eq!(starts[0], (1, 0), "the first start begins at epoch 1, batch 0");
+    assert!(starts.windows(2).all(|w| w[1] >= w[0]), "a start went back to an earlier batch: {starts:?}");
+    assert!(task_log.matches("time limit near").count() >= requeues, "{task_log}");
+
+    let o = reference.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r = crate::run::run_dirs(&reference_cwd, "fashion-dense").pop().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(point.join("metrics.csv")).unwrap(),
+        std::fs::read_to_string(r.join("metrics.csv")).unwrap(),
+        "the requeued point trains exactly as the undisturbed run"
+    );
+    assert_eq!(m["metrics"]["test_mse"], manifest(&r)["metrics"]["test_mse"]);
 }

@@ -2,8 +2,12 @@
 //! `%A_%a` logs, resources from `[launcher.slurm]`) and a dependent job (`afterany`)
 //! that writes the summary once every task has ended. Each task trains its point with
 //! `bottleneck resume --threads $SLURM_CPUS_PER_TASK <point dir>` and records its own
-//! status in the point's `manifest.json`; a task killed before it could (out of memory,
-//! node failure) is marked failed by the summary job.
+//! status in the point's `manifest.json`. Warned `launcher.slurm.signal_seconds` before
+//! its time limit, a task stops its point with a checkpoint and requeues itself
+//! (`scontrol requeue`, at most `launcher.slurm.max_requeues` times), so a point longer
+//! than the limit finishes on its own; the dependent job waits for the requeued task. A
+//! task killed before it recorded an outcome (out of memory, node failure) is recorded as
+//! lost by the summary job and keeps its checkpoint.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -74,21 +78,70 @@ pub fn array_script(sweep: &Sweep, points: &[usize], cfg: &SlurmConfig, program:
     if !cfg.gres.is_empty() {
         let _ = writeln!(s, "#SBATCH --gres={}", cfg.gres);
     }
+    let warning = cfg.warning_seconds();
+    if warning > 0 {
+        // Warned before the time limit, the task checkpoints and requeues itself; the log
+        // of every start goes on one file.
+        let _ = writeln!(s, "#SBATCH --signal=B:USR1@{warning}");
+        let _ = writeln!(s, "#SBATCH --requeue");
+        let _ = writeln!(s, "#SBATCH --open-mode=append");
+    }
     common_lines(&mut s, cfg, &spec.cwd);
     let _ = writeln!(s, "set -euo pipefail");
     let _ = writeln!(s, "# Point index -> run directory.");
     let dirs: Vec<String> = points.iter().map(|&i| format!("[{i}]={}", spec.points[i].dir)).collect();
     let _ = writeln!(s, "DIRS=({})", dirs.join(" "));
     let _ = writeln!(s, "DIR={}/\"${{DIRS[$SLURM_ARRAY_TASK_ID]}}\"", quote(&sweep.path.display().to_string()));
-    let _ = writeln!(s, "echo \"point $SLURM_ARRAY_TASK_ID on $(hostname): $DIR\"");
     let _ = writeln!(
         s,
-        "exec {} resume --quiet --threads \"${{SLURM_CPUS_PER_TASK:-{}}}\" \"$DIR\"",
-        quote(&program.display().to_string()),
-        cfg.cpus_per_task
+        "echo \"point $SLURM_ARRAY_TASK_ID on $(hostname), start $((${{SLURM_RESTART_COUNT:-0}} + 1)): $DIR\""
     );
+    let _ = writeln!(s, "{}", TASK_BODY.trim_end());
+    let program = quote(&program.display().to_string());
+    let threads = format!("\"${{SLURM_CPUS_PER_TASK:-{}}}\"", cfg.cpus_per_task);
+    let _ = writeln!(s, "{program} resume --quiet --threads {threads} \"$DIR\" &");
+    let _ = writeln!(s, "{}", TASK_WAIT.trim_end());
+    if warning > 0 {
+        let _ = writeln!(s, "{}", TASK_REQUEUE.trim_end().replace("MAX_REQUEUES", &cfg.max_requeues.to_string()));
+    }
+    let _ = writeln!(s, "exit \"$status\"");
     s
 }
+
+/// Signals of an array task. The point trains as a child of the shell (not `exec`), so
+/// that the shell can hear Slurm's time-limit warning (`--signal=B:USR1@N` goes to the
+/// shell alone) and pass it on as SIGTERM: the point stops after its batch with a
+/// checkpoint. A cancel or the time limit itself signals every process of the task, the
+/// point included, so the shell then only waits for it (passing SIGTERM on too would be a
+/// second interrupt, which exits without a checkpoint). A batch job has no terminal to
+/// hang up: SIGHUP is ignored.
+const TASK_BODY: &str = r#"near_limit=0
+child=
+trap 'near_limit=1; echo "time limit near: stopping the point with a checkpoint"; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null || true' USR1
+trap 'echo "SIGTERM: the point stops with a checkpoint"' TERM
+trap 'echo "SIGHUP ignored: the point goes on"' HUP
+"#;
+
+/// Waits for the point through any trapped signal (`wait` returns early on one).
+const TASK_WAIT: &str = r#"child=$!
+while :; do
+  if wait "$child"; then status=0; else status=$?; fi
+  kill -0 "$child" 2>/dev/null || break
+done
+"#;
+
+/// After the warning, an interrupted point (exit 130) requeues its own task: the same
+/// task starts again (after Slurm's requeue delay) and continues from the checkpoint.
+const TASK_REQUEUE: &str = r#"if [ "$near_limit" = 1 ] && [ "$status" = 130 ]; then
+  restarts=${SLURM_RESTART_COUNT:-0}
+  if [ "$restarts" -lt MAX_REQUEUES ]; then
+    echo "requeueing task ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} to continue from the checkpoint (requeue $((restarts + 1)) of at most MAX_REQUEUES, launcher.slurm.max_requeues)"
+    scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+    exit 0
+  fi
+  echo "not requeued: MAX_REQUEUES requeues used (launcher.slurm.max_requeues); the point is interrupted with its checkpoint, for bottleneck sweep --resume"
+fi
+"#;
 
 /// The dependent job's script: marks points whose task recorded nothing as failed and
 /// writes `summary.csv` / `summary.parquet`.
