@@ -46,6 +46,45 @@ fn two_resumes_of_one_run_one_trains_and_the_other_names_the_holder() {
     assert_eq!(log.matches("training starts at epoch").count(), 2, "{log}");
 }
 
+/// `date -Iseconds` (RFC 3339, as manifests write it), `ago` before now.
+fn rfc3339_ago(ago: &str) -> String {
+    let o = Command::new("date").args(["-Iseconds", "-d", &format!("-{ago}")]).output().unwrap();
+    text(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn a_fresh_heartbeat_from_another_node_holds_a_run_without_a_lock() {
+    // Where flock does not cross nodes, the lock file of a run trained elsewhere is free
+    // here: the manifest's heartbeat decides. Acted out by writing what that node would.
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, dir) = start_and_signal_exp(tmp.path(), "fashion-dense", "-INT", &["train.epochs=2"]);
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(130));
+    let mut m = manifest(&dir);
+    m["status"] = "running".into();
+    m["host"] = "gpu-node-7".into();
+    m["pid"] = 4242.into();
+    m["heartbeat"] = rfc3339_ago("5 seconds").into();
+    let edited = serde_json::to_vec_pretty(&m).unwrap();
+    std::fs::write(dir.join("manifest.json"), &edited).unwrap();
+    let d = dir.display().to_string();
+    let o = run(tmp.path(), &["resume", "--quiet", &d]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("process 4242 on gpu-node-7 (heartbeat") && !err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), edited, "the refused resume changed nothing");
+    // The same from a sweep's point of view: `sweep --resume` would not touch it either
+    // (tested with a live sweep elsewhere); here, a heartbeat two minutes old is a dead
+    // node, and the run continues from its checkpoint.
+    m["heartbeat"] = rfc3339_ago("2 minutes").into();
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let o = run(tmp.path(), &["resume", "--quiet", &d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(status(&dir), "done");
+    let s = starts(&dir);
+    assert!(s.len() == 2 && s[1] > s[0], "the second start continues from the checkpoint: {s:?}");
+}
+
 /// A sweep of `points` latent sizes on the debug preset with `epochs` epochs of 25
 /// batches, one point at a time.
 fn sweep_args(e: &str, ks: &str, epochs: usize) -> Vec<String> {

@@ -1,6 +1,13 @@
 //! `summary.csv` and `summary.parquet`: one row per point.
+//!
+//! The two files change together: each summary is written into a fresh folder
+//! `.summary-<id>/`, and one symbolic link, `.summary`, is switched to it by a rename (the
+//! only atomic step POSIX offers for a pair of files). `summary.csv` and `summary.parquet`
+//! are links through `.summary`, so at every moment, a crash included, they show one
+//! summary.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use polars::prelude::*;
 
@@ -75,10 +82,70 @@ impl Sweep {
         }
         let mut df =
             DataFrame::new(n, cols).map_err(|source| TrainError::Polars { path: self.path.join("summary"), source })?;
-        write_table(&self.path.join("summary.csv"), &mut df, Table::Csv)?;
-        write_table(&self.path.join("summary.parquet"), &mut df, Table::Parquet)?;
+        write_pair(&self.path, &mut df)?;
         Ok(df)
     }
+}
+
+/// The link both summary files go through, and the prefix of its targets.
+const CURRENT: &str = ".summary";
+
+/// Writes `summary.csv` and `summary.parquet` of `sweep_dir` as one change (module docs).
+fn write_pair(sweep_dir: &Path, df: &mut DataFrame) -> Result<()> {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let name = format!("{CURRENT}-{stamp}-{}", std::process::id());
+    let generation = sweep_dir.join(&name);
+    fs_err::create_dir_all(&generation)?;
+    write_table(&generation.join("summary.csv"), df, Table::Csv)?;
+    write_table(&generation.join("summary.parquet"), df, Table::Parquet)?;
+    let current = sweep_dir.join(CURRENT);
+    let displaced = std::fs::read_link(&current).ok();
+    if let Err(e) = swap_link(&current, Path::new(&name)) {
+        // A filesystem without symbolic links: two plain files, each written atomically.
+        tracing::warn!("{e}; writing the summary files one after the other");
+        let _ = fs_err::remove_dir_all(&generation);
+        for (file, table) in [("summary.csv", Table::Csv), ("summary.parquet", Table::Parquet)] {
+            let path = sweep_dir.join(file);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                fs_err::remove_file(&path)?;
+            }
+            write_table(&path, df, table)?;
+        }
+        return Ok(());
+    }
+    for file in ["summary.csv", "summary.parquet"] {
+        let link = sweep_dir.join(file);
+        let target = Path::new(CURRENT).join(file);
+        // Made once; a plain file from an older version becomes the link.
+        if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+            swap_link(&link, &target)?;
+        }
+    }
+    bottleneck_data::atomic::sync_dir(sweep_dir)?;
+    // The summary this one replaced (only a summary folder of this sweep, never a path
+    // from elsewhere).
+    if let Some(old) = displaced.filter(|d| d.as_os_str() != name.as_str()) {
+        let plain = old.components().count() == 1 && old.to_string_lossy().starts_with(&format!("{CURRENT}-"));
+        if plain {
+            let _ = fs_err::remove_dir_all(sweep_dir.join(old));
+        }
+    }
+    Ok(())
+}
+
+/// Points `link` at `target` by renaming a new link over it.
+fn swap_link(link: &Path, target: &Path) -> Result<()> {
+    let dir = link.parent().unwrap_or(Path::new("."));
+    let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.link", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| io_at(&tmp, &e))?;
+    std::fs::rename(&tmp, link).map_err(|e| io_at(link, &e))?;
+    Ok(())
+}
+
+fn io_at(path: &Path, e: &std::io::Error) -> TrainError {
+    TrainError::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// Metrics shown first in the summary, when present.
@@ -119,6 +186,44 @@ fn typed_column(name: &str, raw: &[&str]) -> Column {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_csv(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn both_summary_files_switch_in_one_rename() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // A sweep from before the links: plain files.
+        std::fs::write(dir.join("summary.csv"), "old\n").unwrap();
+        std::fs::write(dir.join("summary.parquet"), "old").unwrap();
+        let mut a = df!("point" => [0u32, 1], "test_mse" => [0.5, 0.25]).unwrap();
+        write_pair(dir, &mut a).unwrap();
+        let mut b = df!("point" => [0u32, 1], "test_mse" => [0.125, 0.0625]).unwrap();
+        write_pair(dir, &mut b).unwrap();
+        for file in ["summary.csv", "summary.parquet"] {
+            assert_eq!(std::fs::read_link(dir.join(file)).unwrap(), Path::new(".summary").join(file));
+        }
+        assert!(read_csv(&dir.join("summary.csv")).contains("0.0625"));
+        let back = ParquetReader::new(std::fs::File::open(dir.join("summary.parquet")).unwrap()).finish().unwrap();
+        assert!(back.equals(&b), "{back}");
+        // The first summary's folder is gone; only the current one is left.
+        let folders: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".summary-"))
+            .collect();
+        assert_eq!(folders.len(), 1, "{folders:?}");
+        assert_eq!(std::fs::read_link(dir.join(".summary")).unwrap(), Path::new(&folders[0]));
+        // A writer that dies before its rename leaves a folder nobody links to: the files
+        // still show the last whole summary, and the next writer is not confused by it.
+        std::fs::create_dir(dir.join(".summary-1-1")).unwrap();
+        std::fs::write(dir.join(".summary-1-1/summary.csv"), "half").unwrap();
+        assert!(read_csv(&dir.join("summary.csv")).contains("0.0625"));
+        write_pair(dir, &mut a).unwrap();
+        assert!(read_csv(&dir.join("summary.csv")).contains("0.25"));
+    }
 
     #[test]
     fn summary_columns_are_typed() {
