@@ -274,6 +274,17 @@ fn a_denoising_run_draws_its_denoising_grid_and_report_redraws_it() {
         let v = json["metrics"][k].as_f64().unwrap();
         assert!(v > 0.1 && v <= 1.0, "{k} = {v}");
     }
+    // Every code gets its unit metrics; only data with known factors gets MIG and DCI.
+    let k = json["units"]["unit_variance"].as_array().unwrap().len();
+    assert_eq!(k, 32, "{json}");
+    let active = json["metrics"]["active_units"].as_f64().unwrap();
+    assert!((1.0..=32.0).contains(&active), "{json}");
+    let (dc, dd) = (
+        json["metrics"]["intrinsic_dim_codes"].as_f64().unwrap(),
+        json["metrics"]["intrinsic_dim_data"].as_f64().unwrap(),
+    );
+    assert!(dc > 1.0 && dc < 32.0 && dd > 2.0 && dd < 784.0, "{json}");
+    assert!(json["metrics"].get("mig").is_none() && json["units"].get("mutual_info").is_none(), "{json}");
     // `bottleneck report` redraws from what is on disk.
     std::fs::remove_dir_all(d.join("plots")).unwrap();
     let o = run(tmp.path(), &["report", &d.display().to_string()]);
@@ -287,4 +298,32 @@ fn a_denoising_run_draws_its_denoising_grid_and_report_redraws_it() {
     let o = run(tmp.path(), &["report", &tmp.path().display().to_string()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("neither a run directory"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_run_on_known_factors_scores_its_code_against_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("sprites-vae");
+    let o = run(tmp.path(), &["run", "--quiet", &e, "train=debug", "data.samples=1200", "train.max_batches=15"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let d = run_dirs(tmp.path(), "sprites-vae").pop().unwrap();
+    // The test codes keep their factors: an integer column for the shape, floats else.
+    let df = ParquetReader::new(std::fs::File::open(d.join("latents.parquet")).unwrap()).finish().unwrap();
+    assert_eq!(df.height(), 240);
+    assert_eq!(df.column("factor_shape").unwrap().dtype(), &polars::prelude::DataType::UInt32);
+    for f in ["factor_scale", "factor_orientation", "factor_pos_x", "factor_pos_y"] {
+        assert_eq!(df.column(f).unwrap().dtype(), &polars::prelude::DataType::Float32, "{f}");
+    }
+    assert!(df.column("z9").is_ok());
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("analysis.json")).unwrap()).unwrap();
+    for k in ["mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness"] {
+        let v = json["metrics"][k].as_f64().unwrap_or_else(|| panic!("no {k}: {json}"));
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    let names: Vec<&str> = json["units"]["factors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(names, ["shape", "scale", "orientation", "pos_x", "pos_y"]);
+    let mi = json["units"]["mutual_info"].as_array().unwrap();
+    assert_eq!((mi.len(), mi[0].as_array().unwrap().len()), (10, 5), "one row per unit, one column per factor");
+    let page = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(page.contains("dci_disentanglement"), "the report shows the factor metrics");
 }

@@ -120,6 +120,19 @@ fn inspect(cfg: &DataConfig, seed: u64) -> Result<()> {
             None => writeln!(out, "{name:<6} {:>8}  (empty)", 0)?,
         }
     }
+    if let Some(f) = &ds.train.factors {
+        writeln!(out, "known factors (training split):")?;
+        let cols: Vec<Vec<f32>> = f.t()?.to_vec2()?;
+        for (fac, values) in ds.factors.iter().zip(&cols) {
+            let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            let kind = if fac.categories > 0 {
+                format!("categorical, {} categories", fac.categories)
+            } else {
+                "continuous".into()
+            };
+            writeln!(out, "  {:<12} {kind:<28} [{lo:.4}, {hi:.4}]", fac.name)?;
+        }
+    }
     if ds.classes.is_empty() {
         writeln!(out, "no labels")?;
     } else {

@@ -522,6 +522,85 @@ pub fn encode_rows(model: &dyn Autoencoder, xs: &Tensor, idx: &[usize], batch: u
     Ok(Tensor::cat(&parts, 0)?)
 }
 
+/// Test codes the unit and factor metrics use (a seeded subsample).
+pub const FACTOR_POINTS: usize = 5_000;
+/// Points in the `TwoNN` intrinsic-dimension estimates (it compares every pair).
+pub const TWO_NN_POINTS: usize = 2_000;
+
+/// What each unit of the code holds, from a seeded subsample of test codes: per-unit
+/// variance, active units, the `TwoNN` intrinsic dimension of the codes and of the inputs,
+/// and, when the data has known factors, MIG, DCI and SAP with the unit × factor mutual
+/// information and importance matrices. Returns (metrics, the `units`/`factors` detail
+/// for `analysis.json`).
+fn unit_metrics(
+    s: &Setup,
+    seed: u64,
+    batch: usize,
+    skipped: &mut Vec<String>,
+) -> Result<(BTreeMap<String, f64>, serde_json::Value)> {
+    use crate::disentangle::{self as dis, Codes, FactorValues};
+    let mut out = BTreeMap::new();
+    let test = &s.data.test;
+    let pick = subsample(test.len(), FACTOR_POINTS, seed ^ 0xfac7);
+    if pick.len() < 2 {
+        skipped.push(format!("unit and factor metrics: {} test samples, they need at least 2", pick.len()));
+        return Ok((out, serde_json::Value::Null));
+    }
+    let codes = encode_rows(s.model.as_ref(), &test.xs, &pick, batch, &s.device)?;
+    let k = codes.dim(1)?;
+    let z32: Vec<f32> = codes.flatten_all()?.to_vec1()?;
+    let z: Vec<f64> = z32.iter().map(|&v| f64::from(v)).collect();
+    let view = Codes { values: &z, k };
+    let variances = dis::unit_variances(view);
+    out.insert("active_units".into(), dis::active_units(&variances) as f64);
+    let few = &pick[..pick.len().min(TWO_NN_POINTS)];
+    match dis::two_nn(&z32[..few.len() * k], k) {
+        Some(d) => {
+            out.insert("intrinsic_dim_codes".into(), d);
+        }
+        None => skipped.push("intrinsic dimension of the codes: fewer than 10 distinct codes".into()),
+    }
+    let ids: Vec<u32> = few.iter().map(|&i| i as u32).collect();
+    let inputs = crate::pca::flat(&test.xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?)?;
+    let width = inputs.dim(1)?;
+    if let Some(d) = dis::two_nn(&inputs.flatten_all()?.to_vec1::<f32>()?, width) {
+        out.insert("intrinsic_dim_data".into(), d);
+    }
+    let mut detail = serde_json::json!({ "unit_variance": variances });
+    if let Some(f) = &test.factors {
+        let ids: Vec<u32> = pick.iter().map(|&i| i as u32).collect();
+        let rows: Vec<Vec<f32>> = f.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?.to_vec2()?;
+        let factors: Vec<FactorValues> = s
+            .data
+            .factors
+            .iter()
+            .enumerate()
+            .map(|(j, fac)| FactorValues {
+                name: fac.name.clone(),
+                categories: fac.categories,
+                values: rows.iter().map(|r| f64::from(r[j])).collect(),
+            })
+            .collect();
+        if let Some(m) = dis::mig(view, &factors) {
+            out.insert("mig".into(), m);
+        } else {
+            skipped.push("MIG: it needs at least 2 code units".into());
+        }
+        if let Some(m) = dis::sap(view, &factors) {
+            out.insert("sap".into(), m);
+        }
+        if let Some(d) = dis::dci(view, &factors) {
+            out.insert("dci_disentanglement".into(), d.disentanglement);
+            out.insert("dci_completeness".into(), d.completeness);
+            out.insert("dci_informativeness".into(), d.informativeness);
+            detail["dci_importance"] = serde_json::json!(d.importance);
+        }
+        detail["factors"] = serde_json::json!(factors.iter().map(|f| &f.name).collect::<Vec<_>>());
+        detail["mutual_info"] = serde_json::json!(dis::mutual_info_matrix(view, &factors));
+    }
+    Ok((keep_finite(out, skipped), detail))
+}
+
 /// Linear-probe and kNN accuracy of the codes (seeded subsamples of the training and
 /// test splits), and trustworthiness at k = 5 of 1,000 test codes against the images.
 /// A metric there are too few samples for is skipped with a note in `skipped`; a
@@ -620,6 +699,7 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
     lap("latent space");
     let mut measured = BTreeMap::new();
     let mut skipped = Vec::new();
+    let mut units = serde_json::Value::Null;
     match &setup_result {
         Ok(s) => match load_trained(&dir, s) {
             Ok(true) => {
@@ -639,6 +719,13 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
                     Ok(m) => measured = m,
                     Err(e) => notes.push(format!("probe, kNN and trustworthiness: {e}")),
                 }
+                match unit_metrics(s, cfg.seed, cfg.train.eval_batch_size, &mut skipped) {
+                    Ok((m, d)) => {
+                        measured.extend(m);
+                        units = d;
+                    }
+                    Err(e) => notes.push(format!("unit and factor metrics: {e}")),
+                }
                 lap("latent metrics");
             }
             Ok(false) => notes.push("no checkpoint yet: no reconstructions or latent metrics".into()),
@@ -647,7 +734,7 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
         Err(e) => notes.push(format!("reconstructions need the data and model: {e}")),
     }
     if !measured.is_empty() || !skipped.is_empty() {
-        let json = serde_json::json!({ "metrics": measured, "skipped": skipped });
+        let json = serde_json::json!({ "metrics": measured, "skipped": skipped, "units": units });
         bottleneck_data::atomic::write_atomic(&dir.file(ANALYSIS_FILE), json.to_string().as_bytes())?;
     }
     notes.extend(skipped.iter().map(|s| format!("skipped: {s}")));

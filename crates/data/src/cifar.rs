@@ -49,6 +49,7 @@ pub fn load(source: &Source, dir: &Path) -> Result<RawDataset> {
         sample_shape: vec![3, SIDE, SIDE],
         classes: source.classes.iter().map(|c| (*c).to_string()).collect(),
         feature_names: Vec::new(),
+        factors: Vec::new(),
         location: dir.into(),
         pixels: true,
         train: Split::new(xs, Some(labels))?,

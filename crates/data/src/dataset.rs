@@ -12,13 +12,26 @@ use crate::error::{DataError, Result};
 use crate::source::{self, Format, SearchPath, Source};
 use crate::transform::Normalizer;
 
-/// One split: features as an f32 tensor `[n, ...sample_shape]` and optional labels.
+/// One split: features as an f32 tensor `[n, ...sample_shape]`, optional labels and, for
+/// a set with known generating factors, the factor values of every sample.
 #[derive(Debug, Clone)]
 pub struct Split {
     /// Features, `[n, ...sample_shape]`, f32, on the CPU.
     pub xs: Tensor,
     /// Class labels, one per sample, when the source has them.
     pub labels: Option<Vec<u32>>,
+    /// Generating factors, `[n, factors]` f32 (a categorical factor as its index), in the
+    /// order of the dataset's [`Factor`] list; `None` when the source has none.
+    pub factors: Option<Tensor>,
+}
+
+/// A known generating factor of a synthetic set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Factor {
+    /// Its name (`shape`, `scale`, `orientation`, `pos_x`, `pos_y`).
+    pub name: String,
+    /// Number of categories of a categorical factor; 0 for a continuous one.
+    pub categories: usize,
 }
 
 impl Split {
@@ -33,7 +46,18 @@ impl Split {
                 ))));
             }
         }
-        Ok(Self { xs, labels })
+        Ok(Self { xs, labels, factors: None })
+    }
+
+    /// This split with its samples' factor values (`[n, factors]`).
+    pub fn with_factors(self, factors: Tensor) -> Result<Self> {
+        let (n, rows) = (self.len(), factors.dim(0)?);
+        if rows != n {
+            return Err(DataError::Candle(candle_core::Error::Msg(format!(
+                "split has {n} samples but {rows} rows of factors"
+            ))));
+        }
+        Ok(Self { factors: Some(factors), ..self })
     }
 
     /// Number of samples.
@@ -53,7 +77,8 @@ impl Split {
         let idx = Tensor::from_slice(indices, indices.len(), &Device::Cpu)?;
         let xs = self.xs.index_select(&idx, 0)?;
         let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i as usize]).collect());
-        Ok(Self { xs, labels })
+        let factors = self.factors.as_ref().map(|f| f.index_select(&idx, 0)).transpose()?;
+        Ok(Self { xs, labels, factors })
     }
 
     /// The first `n` samples (all when `n` is 0 or larger than the split).
@@ -61,7 +86,11 @@ impl Split {
         if n == 0 || n >= self.len() {
             return Ok(self.clone());
         }
-        Ok(Self { xs: self.xs.narrow(0, 0, n)?, labels: self.labels.as_ref().map(|l| l[..n].to_vec()) })
+        Ok(Self {
+            xs: self.xs.narrow(0, 0, n)?,
+            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
+            factors: self.factors.as_ref().map(|f| f.narrow(0, 0, n)).transpose()?,
+        })
     }
 
     /// Features flattened to `[n, features]` (a view; no copy for contiguous data).
@@ -106,6 +135,9 @@ pub struct RawDataset {
     pub classes: Vec<String>,
     /// Feature names (tables) — empty for images.
     pub feature_names: Vec<String>,
+    /// Known generating factors (synthetic sets such as `sprites`); their values are the
+    /// splits' `factors`.
+    pub factors: Vec<Factor>,
     /// Where the data came from (a directory, a file or "generated").
     pub location: PathBuf,
     /// True when features are pixels already scaled from bytes to [0, 1].
@@ -146,6 +178,8 @@ pub struct Dataset {
     pub sample_shape: Vec<usize>,
     /// Class names, index = label.
     pub classes: Vec<String>,
+    /// Known generating factors (their values are the splits' `factors`).
+    pub factors: Vec<Factor>,
     /// Training split (after the validation hold-out).
     pub train: Split,
     /// Validation split (`data.val_fraction` of the source's training split).
@@ -170,6 +204,7 @@ impl Dataset {
             name: raw.name,
             sample_shape: raw.sample_shape,
             classes: raw.classes,
+            factors: raw.factors,
             train: normalizer.apply_split(&train)?,
             val: normalizer.apply_split(&val)?,
             test: normalizer.apply_split(&raw.test)?,
@@ -198,7 +233,7 @@ pub fn split_off(split: &Split, fraction: f64, seed: u64) -> Result<(Split, Spli
     let n = split.len();
     let n_out = ((n as f64) * fraction).round() as usize;
     if n_out == 0 {
-        let empty = Split { xs: split.xs.narrow(0, 0, 0)?, labels: split.labels.as_ref().map(|_| Vec::new()) };
+        let empty = split.select(&[])?;
         return Ok((split.clone(), empty));
     }
     let perm = permutation(n, seed ^ 0x005e_ed0f_5b1d);

@@ -34,6 +34,7 @@ pub fn load(source: &Source) -> Result<RawDataset> {
         sample_shape: shape.clone(),
         classes: source.classes.iter().map(|c| (*c).to_string()).collect(),
         feature_names: Vec::new(),
+        factors: Vec::new(),
         location: "huggingface hub".into(),
         pixels: true,
         train: split(&ds.train_images, &ds.train_labels)?,

@@ -28,7 +28,7 @@ pub mod hub;
 
 pub use batcher::{Batch, Batcher};
 pub use config::{DataConfig, Normalize};
-pub use dataset::{Dataset, RawDataset, Split};
+pub use dataset::{Dataset, Factor, RawDataset, Split};
 pub use error::{DataError, Result};
 pub use fetch::{fetch, FetchReport};
 pub use source::{find as find_source, Format, SearchPath, Source, SOURCES};

@@ -24,6 +24,7 @@ pub fn load(source: &Source, dir: &Path) -> Result<RawDataset> {
         sample_shape: vec![1, SIDE, SIDE],
         classes: source.classes.iter().map(|c| (*c).to_string()).collect(),
         feature_names: Vec::new(),
+        factors: Vec::new(),
         location: dir.into(),
         pixels: true,
         train: train?,

@@ -256,6 +256,16 @@ pub const SOURCES: &[Source] = &[
         mirrors: &[],
         remote: &[],
     },
+    Source {
+        name: "sprites",
+        format: Format::Synthetic,
+        description: "dSprites-like 1xSxS images (S = data.image_size) from known factors: shape, scale, orientation, pos_x, pos_y",
+        classes: &["square", "ellipse", "heart"],
+        needed: &[],
+        debian_package: None,
+        mirrors: &[],
+        remote: &[],
+    },
 ];
 
 /// Names of the CIFAR-10 batch files, training batches first.

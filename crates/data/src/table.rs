@@ -197,6 +197,7 @@ pub fn load(source: &Source, cfg: &DataConfig, seed: u64) -> Result<RawDataset> 
         sample_shape: vec![width],
         classes,
         feature_names,
+        factors: Vec::new(),
         location: path,
         pixels: false,
         train,

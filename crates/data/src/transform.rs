@@ -77,6 +77,6 @@ impl Normalizer {
 
     /// Applies the map to a split's features, keeping its labels.
     pub fn apply_split(&self, split: &Split) -> Result<Split> {
-        Ok(Split { xs: self.apply(&split.xs)?, labels: split.labels.clone() })
+        Ok(Split { xs: self.apply(&split.xs)?, labels: split.labels.clone(), factors: split.factors.clone() })
     }
 }

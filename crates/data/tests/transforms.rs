@@ -145,3 +145,61 @@ fn subsets_take_the_first_samples() {
     let full = RawDataset::load(&DataConfig { samples: 100, ..DataConfig::named("shapes") }, 0).unwrap();
     assert_eq!(rows(&ds.train.xs), rows(&full.train.xs.narrow(0, 0, 10).unwrap()));
 }
+
+#[test]
+fn sprites_keep_their_factors_through_splits_and_subsets() {
+    use bottleneck_data::{Dataset, Normalize};
+    let cfg = DataConfig { samples: 400, image_size: 32, ..DataConfig::named("sprites") };
+    let raw = RawDataset::load(&cfg, 5).unwrap();
+    let names: Vec<&str> = raw.factors.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["shape", "scale", "orientation", "pos_x", "pos_y"]);
+    assert_eq!((raw.factors[0].categories, raw.factors[1].categories), (3, 0));
+    assert_eq!(raw.train.xs.dims(), [320, 1, 32, 32]);
+    for split in [&raw.train, &raw.test] {
+        let f: Vec<Vec<f32>> = split.factors.as_ref().unwrap().to_vec2().unwrap();
+        let labels = split.labels.as_ref().unwrap();
+        assert_eq!(f.len(), split.len());
+        for (row, &label) in f.iter().zip(labels) {
+            // The label is the shape; every factor lies in its documented range.
+            assert_eq!(row[0], label as f32);
+            assert!((0.5..=1.0).contains(&row[1]) && (0.0..std::f32::consts::TAU).contains(&row[2]), "{row:?}");
+            assert!((0.0..=1.0).contains(&row[3]) && (0.0..=1.0).contains(&row[4]), "{row:?}");
+        }
+    }
+    // Each image shows its shape: some ink, and the border pixels stay black (the
+    // positions leave room for the shape at any orientation, and a pixel more).
+    let imgs: Vec<Vec<f32>> = raw.train.xs.flatten_from(1).unwrap().to_vec2().unwrap();
+    let f: Vec<Vec<f32>> = raw.train.factors.as_ref().unwrap().to_vec2().unwrap();
+    for (img, row) in imgs.iter().zip(&f) {
+        let ink: f32 = img.iter().sum();
+        assert!(ink > 20.0, "an empty sprite: {row:?}");
+        for i in 0..32 {
+            for (side, edge) in
+                [("top", img[i]), ("bottom", img[31 * 32 + i]), ("left", img[i * 32]), ("right", img[i * 32 + 31])]
+            {
+                assert!(edge < 1e-6, "a sprite on the {side} border at {i} ({edge}): {row:?}");
+            }
+        }
+    }
+    // Larger scale, more ink: the area grows with the square of the scale.
+    let ink_of = |keep: &dyn Fn(f32) -> bool| {
+        let v: Vec<f32> = imgs.iter().zip(&f).filter(|(_, r)| keep(r[1])).map(|(i, _)| i.iter().sum()).collect();
+        v.iter().sum::<f32>() / v.len() as f32
+    };
+    let (big, small) = (ink_of(&|s| s > 0.85), ink_of(&|s| s < 0.6));
+    assert!(big > 1.5 * small, "{big} vs {small}");
+    // Seeded: the same seed gives the same images and factors; another seed does not.
+    let again = RawDataset::load(&cfg, 5).unwrap();
+    assert_eq!(rows(&again.train.xs), rows(&raw.train.xs));
+    let other = RawDataset::load(&cfg, 6).unwrap();
+    assert_ne!(rows(&other.train.xs), rows(&raw.train.xs));
+    // The validation split and subsets carry the same rows of factors as of images.
+    let sub = RawDataset::load(&DataConfig { train_subset: 50, ..cfg.clone() }, 5).unwrap();
+    assert_eq!(sub.train.factors.as_ref().unwrap().dims(), [50, 5]);
+    let ds = Dataset::from_raw(raw.clone(), 0.25, Normalize::Unit, 5).unwrap();
+    assert_eq!(ds.val.factors.as_ref().unwrap().dims(), [80, 5]);
+    assert_eq!(ds.train.factors.as_ref().unwrap().dims(), [240, 5]);
+    let shapes: Vec<u32> =
+        ds.val.factors.as_ref().unwrap().to_vec2::<f32>().unwrap().iter().map(|r| r[0] as u32).collect();
+    assert_eq!(&shapes, ds.val.labels.as_ref().unwrap());
+}

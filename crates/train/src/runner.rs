@@ -367,7 +367,7 @@ fn evaluate(
     if stop.load(Ordering::SeqCst) {
         return Ok(None);
     }
-    write_latents(dir, model, &data.test, cfg, dev)?;
+    write_latents(dir, model, &data.test, &data.factors, cfg, dev)?;
     Ok(Some(metrics))
 }
 
@@ -410,12 +410,13 @@ fn evaluate_split_until(
     Ok(Some(ev.finish()))
 }
 
-/// Writes `latents.parquet`: one row per test sample, `index`, `label` (when labelled)
-/// and `z0..z{k-1}`.
+/// Writes `latents.parquet`: one row per test sample, `index`, `label` (when labelled),
+/// `factor_<name>` for each known factor, and `z0..z{k-1}`.
 pub fn write_latents(
     dir: &RunDir,
     model: &dyn Autoencoder,
     test: &Split,
+    factors: &[bottleneck_data::Factor],
     cfg: &ExperimentConfig,
     dev: &Device,
 ) -> Result<()> {
@@ -433,6 +434,19 @@ pub fn write_latents(
     let mut cols = vec![Column::new("index".into(), (0..test.len() as u32).collect::<Vec<_>>())];
     if let Some(l) = &test.labels {
         cols.push(Column::new("label".into(), l));
+    }
+    // Known factors: `factor_<name>`, an integer column for a categorical factor.
+    if let Some(f) = &test.factors {
+        let rows: Vec<Vec<f32>> = f.to_vec2()?;
+        for (j, fac) in factors.iter().enumerate() {
+            let name = format!("factor_{}", fac.name);
+            let col = if fac.categories > 0 {
+                Column::new(name.into(), rows.iter().map(|r| r[j] as u32).collect::<Vec<u32>>())
+            } else {
+                Column::new(name.into(), rows.iter().map(|r| r[j]).collect::<Vec<f32>>())
+            };
+            cols.push(col);
+        }
     }
     for (j, z) in zs.into_iter().enumerate() {
         cols.push(Column::new(format!("z{j}").into(), z));
