@@ -289,7 +289,7 @@ fn a_denoising_run_draws_its_denoising_grid_and_report_redraws_it() {
     std::fs::remove_dir_all(d.join("plots")).unwrap();
     let o = run(tmp.path(), &["report", &d.display().to_string()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    for stem in ["loss", "latent_pca", "latent_tsne", "reconstructions", "denoising", "interpolation"] {
+    for stem in ["loss", "latent_pca", "latent_tsne", "reconstructions", "denoising", "interpolation", "traversals"] {
         let png = d.join(format!("plots/{stem}.png"));
         assert!(std::fs::metadata(&png).is_ok_and(|m| m.len() > 2_000), "{}", png.display());
         assert!(d.join(format!("plots/{stem}.svg")).is_file());
@@ -326,4 +326,8 @@ fn a_run_on_known_factors_scores_its_code_against_them() {
     assert_eq!((mi.len(), mi[0].as_array().unwrap().len()), (10, 5), "one row per unit, one column per factor");
     let page = std::fs::read_to_string(d.join("report.html")).unwrap();
     assert!(page.contains("dci_disentanglement"), "the report shows the factor metrics");
+    for stem in ["traversals", "factor_map"] {
+        assert!(page.contains(&format!("plots/{stem}.png")), "{stem} not in the report");
+        assert!(std::fs::metadata(d.join(format!("plots/{stem}.png"))).is_ok_and(|m| m.len() > 2_000), "{stem}");
+    }
 }

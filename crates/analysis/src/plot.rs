@@ -471,6 +471,67 @@ impl Figure for ImageGrid {
     }
 }
 
+/// A matrix as coloured cells with their values (unit × factor mutual information):
+/// white for 0 to dark blue for the largest value.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    /// Title.
+    pub title: String,
+    /// Row labels (top to bottom).
+    pub rows: Vec<String>,
+    /// Column labels (left to right).
+    pub cols: Vec<String>,
+    /// `values[row][col]`.
+    pub values: Vec<Vec<f64>>,
+}
+
+impl Heatmap {
+    const CELL: (usize, usize) = (96, 30);
+    const LEFT: usize = 110;
+    const TOP: usize = 70;
+
+    fn colour(&self, v: f64) -> RGBColor {
+        let hi = self.values.iter().flatten().copied().filter(|x| x.is_finite()).fold(0.0, f64::max).max(1e-12);
+        let t = if v.is_finite() { (v / hi).clamp(0.0, 1.0) } else { 0.0 };
+        // From white to Okabe & Ito's blue (0, 114, 178), darkened at the top end.
+        let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+        RGBColor(mix(255.0, 0.0), mix(255.0, 80.0), mix(255.0, 140.0))
+    }
+}
+
+impl Figure for Heatmap {
+    fn size(&self) -> (u32, u32) {
+        let (w, h) = Self::CELL;
+        ((Self::LEFT + self.cols.len() * w + 20) as u32, (Self::TOP + self.rows.len() * h + 20) as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(e)?;
+        root.draw(&Text::new(self.title.clone(), (8, 8), (FONT, 18).into_font())).map_err(e)?;
+        let (w, h) = (Self::CELL.0 as i32, Self::CELL.1 as i32);
+        let (left, top) = (Self::LEFT as i32, Self::TOP as i32);
+        for (c, name) in self.cols.iter().enumerate() {
+            let x = left + c as i32 * w + 6;
+            root.draw(&Text::new(name.clone(), (x, top - 22), (FONT, 14).into_font())).map_err(e)?;
+        }
+        for (r, (label, row)) in self.rows.iter().zip(&self.values).enumerate() {
+            let y = top + r as i32 * h;
+            root.draw(&Text::new(label.clone(), (8, y + h / 2 - 8), (FONT, 14).into_font())).map_err(e)?;
+            for (c, &v) in row.iter().enumerate() {
+                let x = left + c as i32 * w;
+                let fill = self.colour(v);
+                root.draw(&Rectangle::new([(x, y), (x + w - 2, y + h - 2)], fill.filled())).map_err(e)?;
+                let dark = u32::from(fill.0) + u32::from(fill.1) + u32::from(fill.2) < 360;
+                let ink = if dark { WHITE } else { BLACK };
+                let text = if v.is_finite() { format!("{v:.2}") } else { "-".into() };
+                root.draw(&Text::new(text, (x + w / 2 - 14, y + h / 2 - 8), (FONT, 14).into_font().color(&ink)))
+                    .map_err(e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A named line: (name, (x, y) points, dashed).
 pub type Series = (String, Vec<(f64, f64)>, bool);
 

@@ -213,19 +213,43 @@ pub const TSNE_MIN_POINTS: usize = 10;
 pub const TRUST_MIN_POINTS: usize = 3 * NEIGHBOURS + 2;
 
 /// A 2-D t-SNE embedding (Barnes–Hut, perplexity up to 30) of the rows of `rows`
-/// (`[n, k]`); `None` for fewer than [`TSNE_MIN_POINTS`] rows.
+/// (`[n, k]`); `None` for fewer than [`TSNE_MIN_POINTS`] rows. The starting layout is
+/// drawn from `seed` (N(0, 10⁻⁸) per coordinate, as bhtsne's own), so a seed gives one
+/// layout.
 #[must_use]
-pub fn tsne(rows: &[f32], k: usize) -> Option<Vec<(f64, f64)>> {
+pub fn tsne(rows: &[f32], k: usize, seed: u64) -> Option<Vec<(f64, f64)>> {
     let samples: Vec<&[f32]> = rows.chunks(k).collect();
     if k == 0 || samples.len() < TSNE_MIN_POINTS {
         return None;
     }
     let perplexity = (samples.len() as f32 / 4.0).clamp(2.0, 30.0);
-    let mut t = bhtsne::tSNE::new(&samples);
-    t.embedding_dim(2).perplexity(perplexity).epochs(500).barnes_hut(0.5, |a: &&[f32], b: &&[f32]| {
-        a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
-    });
-    Some(t.embedding().chunks(2).map(|p| (f64::from(p[0]), f64::from(p[1]))).collect())
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let start: Vec<f32> = (0..samples.len() * 2)
+        .map(|_| {
+            // Box–Muller: a standard normal from two uniforms, scaled to σ = 1e-4.
+            let (u1, u2): (f32, f32) =
+                (rand::Rng::random_range(&mut rng, f32::EPSILON..1.0), rand::Rng::random(&mut rng));
+            1e-4 * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect();
+    let fit = || {
+        let mut t = bhtsne::tSNE::new(&samples);
+        t.embedding_dim(2)
+            .perplexity(perplexity)
+            .epochs(500)
+            .initial_embedding(start)
+            .barnes_hut(0.5, |a: &&[f32], b: &&[f32]| {
+                a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+            });
+        t.embedding()
+    };
+    // bhtsne sums in parallel, in an order that changes from run to run: on one thread
+    // the sums, and so the layout, are the same every time.
+    let embedding = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(fit),
+        Err(_) => fit(),
+    };
+    Some(embedding.chunks(2).map(|p| (f64::from(p[0]), f64::from(p[1]))).collect())
 }
 
 fn class_names(names: &[String], labels: &[u32]) -> Vec<String> {
@@ -282,7 +306,7 @@ fn latent_figures(dir: &Path, name: &str, classes: &[String], seed: u64, notes: 
     figs.push(Fig { title: "Latent space, PCA projection".into(), png: rel(dir, &save(&fig, &plots, "latent_pca")?) });
     let tpick = subsample(n, TSNE_POINTS, seed ^ 0x75e);
     let trows: Vec<f32> = tpick.iter().flat_map(|&i| z[i * k..(i + 1) * k].iter().copied()).collect();
-    let Some(emb) = tsne(&trows, k) else {
+    let Some(emb) = tsne(&trows, k, seed ^ 0x75e) else {
         notes.push(format!("t-SNE skipped: {} test codes, it needs at least {TSNE_MIN_POINTS}", tpick.len()));
         return Ok(figs);
     };
@@ -437,6 +461,93 @@ fn manifold_figure(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
     }])
 }
 
+/// Units shown in the traversal grid (those of largest test variance).
+pub const TRAVERSAL_UNITS: usize = 10;
+/// Steps along each traversed unit.
+pub const TRAVERSAL_STEPS: usize = 9;
+
+/// Latent traversals: a row per unit (the [`TRAVERSAL_UNITS`] of largest variance over
+/// the test codes), decoding the first test image's code with that unit swept across its
+/// 2nd–98th percentile of test codes (±3, the prior's ±3σ, for a VAE) and the others held.
+fn traversal_figure(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfig) -> Result<Vec<Fig>> {
+    let path = dir.file("latents.parquet");
+    if s.data.sample_shape.len() != 3 || !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let (codes, _, k) = read_latents(&path)?;
+    if codes.len().checked_div(k).unwrap_or(0) == 0 {
+        return Ok(Vec::new());
+    }
+    let unit = |j: usize| -> Vec<f32> { codes.iter().skip(j).step_by(k).copied().filter(|v| v.is_finite()).collect() };
+    let wide: Vec<f64> = codes.iter().map(|&v| f64::from(v)).collect();
+    let variances = crate::disentangle::unit_variances(crate::disentangle::Codes { values: &wide, k });
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| variances[b].total_cmp(&variances[a]));
+    order.truncate(TRAVERSAL_UNITS);
+    let base = &codes[..k];
+    let vae = cfg.model.is_variational();
+    let mut rows = Vec::new();
+    for &j in &order {
+        let (lo, hi) = if vae {
+            (-3.0, 3.0)
+        } else {
+            let mut v = unit(j);
+            if v.is_empty() {
+                continue;
+            }
+            v.sort_by(f32::total_cmp);
+            let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+            (q(0.02), q(0.98))
+        };
+        let steps: Vec<f32> = (0..TRAVERSAL_STEPS)
+            .flat_map(|t| {
+                let mut code = base.to_vec();
+                code[j] = lo + (hi - lo) * t as f32 / (TRAVERSAL_STEPS - 1) as f32;
+                code
+            })
+            .collect();
+        let decoded = s.model.decode(&Tensor::from_vec(steps, (TRAVERSAL_STEPS, k), &s.device)?)?;
+        let shown = s.data.normalizer.invert(&decoded.to_device(&Device::Cpu)?)?;
+        rows.push((format!("z{j} {lo:.2} … {hi:.2}"), images(&shown)?));
+    }
+    let span = if vae { "−3 to 3 (the prior's ±3σ)" } else { "its 2nd to 98th test percentile" };
+    let grid = ImageGrid {
+        title: format!("{}: latent traversals, each unit from {span}", cfg.name),
+        rows,
+        scale: if s.data.sample_shape[1] <= 32 { 2 } else { 1 },
+    };
+    let png = save(&grid, &dir.path.join("plots"), "traversals")?;
+    let shown = order.len();
+    Ok(vec![Fig {
+        title: format!(
+            "Latent traversals: {shown} of {k} units (largest test variance first), the others held at the first test image's code"
+        ),
+        png: rel(&dir.path, &png),
+    }])
+}
+
+/// On data with known factors: the unit × factor mutual information as a heat map.
+fn factor_map(dir: &RunDir, name: &str, detail: &serde_json::Value) -> Result<Vec<Fig>> {
+    let (Some(mi), Some(factors)) = (detail["mutual_info"].as_array(), detail["factors"].as_array()) else {
+        return Ok(Vec::new());
+    };
+    let values: Vec<Vec<f64>> = mi
+        .iter()
+        .map(|r| r.as_array().map_or_else(Vec::new, |r| r.iter().filter_map(serde_json::Value::as_f64).collect()))
+        .collect();
+    let fig = crate::plot::Heatmap {
+        title: format!("{name}: mutual information (nats) of each code unit with each factor"),
+        rows: (0..values.len()).map(|j| format!("z{j}")).collect(),
+        cols: factors.iter().filter_map(|f| f.as_str().map(str::to_string)).collect(),
+        values,
+    };
+    let png = save(&fig, &dir.path.join("plots"), "factor_map")?;
+    Ok(vec![Fig {
+        title: "What each unit encodes: mutual information with the known factors (MIG's matrix)".into(),
+        png: rel(&dir.path, &png),
+    }])
+}
+
 /// Figures of what the code holds: for a stochastic code, decoded samples from the prior
 /// (image data) and KL per latent unit; for a sparse model, the distribution of its code
 /// activations over the test set. Also returns notes (posterior collapse).
@@ -447,6 +558,7 @@ fn code_figures(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfi
     let plots = dir.path.join("plots");
     let model: &dyn Autoencoder = s.model.as_ref();
     let (mut figs, mut notes) = (Vec::new(), Vec::new());
+    figs.extend(traversal_figure(dir, s, cfg)?);
     let k = model.latent_dim();
     if cfg.model.is_variational() && !s.data.test.is_empty() {
         if s.data.sample_shape.len() == 3 {
@@ -722,6 +834,10 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
                 match unit_metrics(s, cfg.seed, cfg.train.eval_batch_size, &mut skipped) {
                     Ok((m, d)) => {
                         measured.extend(m);
+                        match factor_map(&dir, &name, &d) {
+                            Ok(f) => figs.extend(f),
+                            Err(e) => notes.push(format!("unit × factor map: {e}")),
+                        }
                         units = d;
                     }
                     Err(e) => notes.push(format!("unit and factor metrics: {e}")),
@@ -747,4 +863,28 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
     let out = dir.file("report.html");
     bottleneck_data::atomic::write_atomic(&out, page.as_bytes())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tsne_seed_gives_one_layout() {
+        // Three separated clusters of 40 points in 5-D.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let rows: Vec<f32> = (0..120)
+            .flat_map(|i| {
+                let centre = (i % 3) as f32 * 5.0;
+                (0..5).map(|_| centre + rand::Rng::random_range(&mut rng, 0.0f32..1.0)).collect::<Vec<_>>()
+            })
+            .collect();
+        let a = tsne(&rows, 5, 7).unwrap();
+        // Parallel sums in another order gave other layouts on some of such repeats.
+        for _ in 0..4 {
+            assert_eq!(a, tsne(&rows, 5, 7).unwrap(), "the same seed, the same layout");
+        }
+        let c = tsne(&rows, 5, 8).unwrap();
+        assert_ne!(a, c, "another seed starts elsewhere");
+    }
 }
