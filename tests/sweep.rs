@@ -149,6 +149,43 @@ fn a_debug_sweep_makes_one_run_per_bottleneck_size() {
 }
 
 #[test]
+fn seeds_band_the_curve_of_any_numeric_axis() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    // Learning rate as x (three decades: a log axis), two seeds per value.
+    let args = ["sweep", &experiment("fashion-dense"), "train=debug", "train.lr=1e-4,1e-3,1e-2", "seed=0,1"];
+    let o = cmd(tmp.path(), &args).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    let dir = sweep_dir(tmp.path(), "fashion-dense");
+    let csv = std::fs::read_to_string(dir.join("summary_seeds.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert!(rows[0].starts_with(&["series", "train.lr", "seeds", "test_mse_mean", "test_mse_sd"]), "{csv}");
+    assert_eq!(rows.len(), 4, "a row per learning rate: {csv}");
+    // Each row's mean, min and max agree with the two points it aggregates.
+    let df = summary(&dir);
+    let (lrs, mse) = (column_f64(&df, "train.lr"), column_f64(&df, "test_mse"));
+    for row in &rows[1..] {
+        assert_eq!(row[2], "2", "{csv}");
+        let lr: f64 = row[1].parse().unwrap();
+        let mine: Vec<f64> =
+            lrs.iter().zip(&mse).filter(|(l, _)| (l.unwrap() - lr).abs() < 1e-12).map(|(_, m)| m.unwrap()).collect();
+        assert_eq!(mine.len(), 2, "{csv}");
+        let mean: f64 = row[3].parse().unwrap();
+        let (min, max): (f64, f64) = (row[5].parse().unwrap(), row[6].parse().unwrap());
+        assert!((mean - f64::midpoint(mine[0], mine[1])).abs() < 1e-12, "{row:?} vs {mine:?}");
+        assert!((min - mine[0].min(mine[1])).abs() < 1e-12 && (max - mine[0].max(mine[1])).abs() < 1e-12);
+    }
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("Across seeds") && page.contains("mean over 2 seeds"), "{page}");
+    assert!(page.contains("against train.lr"), "the curve's x is the learning rate");
+    for stem in ["sweep_curve", "probe_curve"] {
+        assert!(std::fs::metadata(dir.join(format!("plots/{stem}.png"))).is_ok_and(|m| m.len() > 5_000), "{stem}");
+    }
+    // No PCA line: its k is not what varies.
+    assert!(!dir.join("pca_baseline.csv").is_file());
+}
+
+#[test]
 fn command_line_lists_ranges_and_groups_make_the_grid() {
     let tmp = tempfile::tempdir().unwrap();
     let e = experiment("fashion-dense");

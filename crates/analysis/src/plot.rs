@@ -1,5 +1,6 @@
 //! Figures drawn with plotters, each saved as PNG and SVG (atomically): loss curves,
-//! scatter plots, image grids and line charts on a log₂ axis.
+//! scatter plots, image grids, heat maps and line charts with bands on a linear, log₂
+//! or log₁₀ x axis.
 
 // Pixel coordinates: small usize values converted to plotters' i32.
 #![allow(clippy::cast_possible_wrap)]
@@ -532,83 +533,162 @@ impl Figure for Heatmap {
     }
 }
 
-/// A named line: (name, (x, y) points, dashed).
-pub type Series = (String, Vec<(f64, f64)>, bool);
+/// A named line of a [`Lines`] chart.
+#[derive(Debug, Clone, Default)]
+pub struct Line {
+    /// Legend entry.
+    pub name: String,
+    /// (x, y) points, sorted by x.
+    pub points: Vec<(f64, f64)>,
+    /// Dashed (a baseline) rather than solid.
+    pub dashed: bool,
+    /// A shaded band around the line: (x, low, high), e.g. the range over seeds.
+    pub band: Vec<(f64, f64, f64)>,
+}
 
-/// Lines over a log₂ x axis (the sweep curve): x = bottleneck size.
+/// How a [`Lines`] chart's x axis is scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XScale {
+    /// Linear.
+    Linear,
+    /// log₂ (bottleneck sizes, powers of two).
+    Log2,
+    /// log₁₀ (values spanning more than a decade: learning rates, β).
+    Log10,
+}
+
+impl XScale {
+    fn at(self, x: f64) -> f64 {
+        match self {
+            Self::Linear => x,
+            Self::Log2 => x.log2(),
+            Self::Log10 => x.log10(),
+        }
+    }
+
+    /// The scale a researcher expects for these x values: log when every value is
+    /// positive and they span more than a decade (log₂ when `powers_of_two`).
+    #[must_use]
+    pub fn for_values(xs: &[f64], powers_of_two: bool) -> Self {
+        let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        if lo > 0.0 && hi / lo > 10.0 {
+            if powers_of_two {
+                Self::Log2
+            } else {
+                Self::Log10
+            }
+        } else if powers_of_two && lo > 0.0 && hi > lo {
+            Self::Log2
+        } else {
+            Self::Linear
+        }
+    }
+}
+
+/// Lines over an x axis (the sweep curve), each with an optional band; the x ticks sit at
+/// the x values of the points.
 #[derive(Debug, Clone)]
-pub struct Log2Lines {
+pub struct Lines {
     /// Title.
     pub title: String,
     /// Axis names.
     pub axes: (String, String),
     /// The lines.
-    pub series: Vec<Series>,
-    /// Log scale on y as well.
+    pub series: Vec<Line>,
+    /// The x axis's scale.
+    pub x_scale: XScale,
+    /// Log scale on y.
     pub log_y: bool,
 }
 
-impl Figure for Log2Lines {
+/// Evenly spaced candidate x labels of a [`Lines`] chart; those near a point are shown.
+const LABEL_SLOTS: usize = 200;
+
+fn tick_label(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-2 || v.abs() >= 1e5) {
+        format!("{v:.0e}")
+    } else if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round())
+    } else {
+        format!("{v}")
+    }
+}
+
+impl Figure for Lines {
     fn size(&self) -> (u32, u32) {
         (720, 460)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         root.fill(&WHITE).map_err(e)?;
-        let pts: Vec<(f64, f64)> =
-            self.series.iter().flat_map(|s| s.1.iter().copied()).filter(|p| p.0 > 0.0 && p.1.is_finite()).collect();
-        let xs: Vec<f64> = pts.iter().map(|p| p.0.log2()).collect();
-        let (x0, x1) =
-            (xs.iter().copied().fold(f64::INFINITY, f64::min), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-        let (x0, x1) = if x0.is_finite() { (x0 - 0.3, x1 + 0.3) } else { (0.0, 1.0) };
+        let scale = self.x_scale;
+        let usable = |x: f64| scale == XScale::Linear || x > 0.0;
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied().chain(s.band.iter().flat_map(|b| [(b.0, b.1), (b.0, b.2)])))
+            .filter(|p| usable(p.0) && p.1.is_finite())
+            .collect();
+        let mut raw_x: Vec<f64> = pts.iter().map(|p| p.0).collect();
+        raw_x.sort_by(f64::total_cmp);
+        raw_x.dedup();
+        let xs: Vec<f64> = raw_x.iter().map(|&x| scale.at(x)).collect();
+        let (x0, x1) = (xs.first().copied().unwrap_or(0.0), xs.last().copied().unwrap_or(1.0));
+        let pad = ((x1 - x0) * 0.06).max(0.3);
+        let (x0, x1) = (x0 - pad, x1 + pad);
         let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-        let ticks: Vec<f64> = {
-            let mut t: Vec<f64> = xs.iter().map(|x| x.round()).collect();
-            t.sort_by(f64::total_cmp);
-            t.dedup();
-            t
-        };
         let mut builder = ChartBuilder::on(root);
         builder.caption(&self.title, (FONT, 20)).margin(12).x_label_area_size(40).y_label_area_size(70);
-        // One closure draws both y scales: the mesh and series code is the same.
+        // One body draws both y scales: the mesh and series code is the same.
         macro_rules! body {
             ($chart:ident) => {{
                 $chart
                     .configure_mesh()
                     .x_desc(&self.axes.0)
                     .y_desc(&self.axes.1)
-                    .x_labels(ticks.len().max(2) * 2)
+                    .disable_x_mesh()
+                    .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
+                    .x_labels(LABEL_SLOTS)
                     .x_label_formatter(&|v| {
-                        if ticks.iter().any(|t| (t - v).abs() < 1e-6) {
-                            format!("{}", 2f64.powf(*v).round())
-                        } else {
-                            String::new()
+                        // Labels only at the points' own x values (the first of several
+                        // close ones), found among many evenly spaced label slots.
+                        let slot = (x1 - x0) / LABEL_SLOTS as f64;
+                        match xs.iter().position(|t| (t - v).abs() <= slot / 2.0) {
+                            Some(i) if i == 0 || xs[i] - xs[i - 1] > (x1 - x0) / 20.0 => tick_label(raw_x[i]),
+                            _ => String::new(),
                         }
                     })
                     .y_label_formatter(&|v| format!("{v:.4}"))
                     .draw()
                     .map_err(e)?;
-                for (i, (name, points, dashed)) in self.series.iter().enumerate() {
+                for (i, line) in self.series.iter().enumerate() {
                     let c = colour(i);
-                    let line: Vec<(f64, f64)> =
-                        points.iter().filter(|p| p.0 > 0.0).map(|p| (p.0.log2(), p.1)).collect();
+                    let band: Vec<(f64, f64, f64)> =
+                        line.band.iter().filter(|b| usable(b.0)).map(|b| (scale.at(b.0), b.1, b.2)).collect();
+                    if band.len() > 1 {
+                        let outline: Vec<(f64, f64)> =
+                            band.iter().map(|b| (b.0, b.2)).chain(band.iter().rev().map(|b| (b.0, b.1))).collect();
+                        $chart.draw_series(std::iter::once(Polygon::new(outline, c.mix(0.18).filled()))).map_err(e)?;
+                    }
+                    let points: Vec<(f64, f64)> =
+                        line.points.iter().filter(|p| usable(p.0)).map(|p| (scale.at(p.0), p.1)).collect();
                     let style = c.stroke_width(2);
-                    if *dashed {
+                    if line.dashed {
                         $chart
-                            .draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))
+                            .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
                             .map_err(e)?
-                            .label(name.as_str())
+                            .label(line.name.as_str())
                             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-                        $chart.draw_series(line.iter().map(|p| Cross::new(*p, 4, c.stroke_width(2)))).map_err(e)?;
+                        $chart.draw_series(points.iter().map(|p| Cross::new(*p, 4, c.stroke_width(2)))).map_err(e)?;
                     } else {
                         $chart
-                            .draw_series(LineSeries::new(line.clone(), style))
+                            .draw_series(LineSeries::new(points.clone(), style))
                             .map_err(e)?
-                            .label(name.as_str())
+                            .label(line.name.as_str())
                             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-                        $chart.draw_series(line.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(e)?;
+                        $chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(e)?;
                     }
                 }
                 $chart
@@ -679,5 +759,35 @@ mod tests {
             &Distribution { title: "constant".into(), x_desc: "z".into(), values: vec![0.0; 10], bins: 40 },
             "flat",
         );
+    }
+
+    #[test]
+    fn lines_with_bands_and_heat_maps_render() {
+        let line = |name: &str, dashed| Line {
+            name: name.into(),
+            points: vec![(1e-4, 0.3), (1e-3, 0.2), (1e-2, 0.25)],
+            dashed,
+            band: vec![(1e-4, 0.28, 0.33), (1e-3, 0.18, 0.22), (1e-2, 0.2, 0.3)],
+        };
+        let xs = [1e-4, 1e-3, 1e-2];
+        assert_eq!(XScale::for_values(&xs, false), XScale::Log10);
+        assert_eq!(XScale::for_values(&[2.0, 4.0, 8.0], true), XScale::Log2);
+        assert_eq!(XScale::for_values(&[0.0, 0.1, 0.3], false), XScale::Linear);
+        let fig = Lines {
+            title: "lr".into(),
+            axes: ("train.lr".into(), "test MSE".into()),
+            series: vec![line("seed mean", false), line("baseline", true)],
+            x_scale: XScale::Log10,
+            log_y: true,
+        };
+        not_blank(&fig, "lines");
+        assert_eq!((tick_label(1e-4), tick_label(8.0), tick_label(0.5)), ("1e-4".into(), "8".into(), "0.5".into()));
+        let map = Heatmap {
+            title: "mi".into(),
+            rows: vec!["z0".into(), "z1".into()],
+            cols: vec!["shape".into(), "scale".into()],
+            values: vec![vec![0.9, 0.1], vec![0.0, f64::NAN]],
+        };
+        not_blank(&map, "heat");
     }
 }

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::html::{self, escape, number};
 use crate::metrics::{linear_probe, Labelled, PROBE_TEST, PROBE_TRAIN};
 use crate::pca::{flat, Pca};
-use crate::plot::{save, Log2Lines, Series};
+use crate::plot::{save, Line, Lines, XScale};
 use crate::run_report::{report_run, subsample, Fig};
 use candle_core::Tensor;
 
@@ -68,10 +68,144 @@ pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<Vec<Baseline
 }
 
 struct Point {
+    /// The line it belongs to: the other swept values (not the x axis, not the seed).
     series: String,
-    k: usize,
-    test_mse: f64,
-    probe: Option<f64>,
+    /// Its value on the x axis.
+    x: f64,
+    /// Its metrics.
+    metrics: BTreeMap<String, f64>,
+}
+
+/// The x axis of the sweep curve: `model.latent_dim` when swept, else the first other
+/// numeric axis but the seed. (axis index, key, whether it is the bottleneck size)
+fn x_axis(sweep: &Sweep) -> Option<(usize, String, bool)> {
+    let keys: Vec<&str> = sweep.spec.axes.iter().map(|a| a.key.trim_start_matches('+')).collect();
+    if let Some(i) = keys.iter().position(|k| *k == "model.latent_dim") {
+        return Some((i, keys[i].to_string(), true));
+    }
+    sweep.spec.axes.iter().enumerate().find_map(|(i, a)| {
+        let numeric = a.values.iter().all(|v| v.trim().parse::<f64>().is_ok_and(f64::is_finite));
+        (keys[i] != "seed" && numeric && a.values.len() > 1).then(|| (i, keys[i].to_string(), false))
+    })
+}
+
+/// The index of a `seed` axis.
+fn seed_axis(sweep: &Sweep) -> Option<usize> {
+    sweep.spec.axes.iter().position(|a| a.key.trim_start_matches('+') == "seed")
+}
+
+/// Mean, sample standard deviation, minimum and maximum of a metric over seeds.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    mean: f64,
+    sd: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+}
+
+fn spread(values: &[f64]) -> Option<Spread> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let sd = if n > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    Some(Spread { mean, sd, min, max, n })
+}
+
+/// Points grouped by (line, x): the seeds of one setting.
+fn groups(points: &[Point]) -> BTreeMap<(String, u64), Vec<&Point>> {
+    let mut out: BTreeMap<(String, u64), Vec<&Point>> = BTreeMap::new();
+    for p in points {
+        out.entry((p.series.clone(), p.x.to_bits())).or_default().push(p);
+    }
+    out
+}
+
+/// One line per model (the points' other swept values), the mean over seeds at each x,
+/// with the min–max band when there are several seeds.
+fn lines_of(points: &[Point], metric: &str) -> Vec<Line> {
+    let mut lines: BTreeMap<String, Line> = BTreeMap::new();
+    for ((series, _), group) in groups(points) {
+        let values: Vec<f64> = group.iter().filter_map(|p| p.metrics.get(metric).copied()).collect();
+        let Some(sp) = spread(&values) else { continue };
+        let line = lines.entry(series.clone()).or_insert_with(|| Line { name: series.clone(), ..Line::default() });
+        let x = group[0].x;
+        line.points.push((x, sp.mean));
+        if sp.n > 1 {
+            line.band.push((x, sp.min, sp.max));
+        }
+    }
+    lines
+        .into_values()
+        .map(|mut l| {
+            l.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            l.band.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if l.band.len() == 1 {
+                // A band needs two x values to be an area; one is shown by the table.
+                l.band.clear();
+            }
+            l
+        })
+        .collect()
+}
+
+/// Metrics aggregated over seeds in `summary_seeds.csv` and the report's table.
+const SEED_METRICS: [&str; 8] = [
+    "test_mse",
+    "test_neg_elbo",
+    "linear_probe_accuracy",
+    "knn_accuracy",
+    "trustworthiness",
+    "mig",
+    "dci_disentanglement",
+    "sap",
+];
+
+/// `summary_seeds.csv`: one row per setting of the other axes, with the number of seeds
+/// and each metric's mean, standard deviation, minimum and maximum over them.
+fn seed_table(sweep: &Sweep, points: &[Point], x_key: &str) -> Result<Option<String>> {
+    let groups = groups(points);
+    if groups.values().all(|g| g.len() < 2) {
+        return Ok(None);
+    }
+    let metrics: Vec<&str> =
+        SEED_METRICS.iter().copied().filter(|m| points.iter().any(|p| p.metrics.contains_key(*m))).collect();
+    let mut csv = format!("series,{x_key},seeds");
+    for m in &metrics {
+        let _ = write!(csv, ",{m}_mean,{m}_sd,{m}_min,{m}_max");
+    }
+    csv.push('\n');
+    let mut html = format!(
+        "<h2>Across seeds</h2>\n<p>Mean ± standard deviation over the seeds of each setting (also in <a href=\"summary_seeds.csv\">summary_seeds.csv</a>, with minimum and maximum).</p>\n<table>\n<tr><th class=\"l\">line</th><th>{}</th><th>seeds</th>",
+        escape(x_key)
+    );
+    for m in &metrics {
+        let _ = write!(html, "<th>{}</th>", escape(m));
+    }
+    html.push_str("</tr>\n");
+    for ((series, _), group) in &groups {
+        let x = group[0].x;
+        let _ = write!(csv, "\"{}\",{x},{}", series.replace('"', "\"\""), group.len());
+        let _ = write!(html, "<tr><td class=\"l\">{}</td><td>{x}</td><td>{}</td>", escape(series), group.len());
+        for m in &metrics {
+            let values: Vec<f64> = group.iter().filter_map(|p| p.metrics.get(*m).copied()).collect();
+            if let Some(sp) = spread(&values) {
+                let _ = write!(csv, ",{},{},{},{}", sp.mean, sp.sd, sp.min, sp.max);
+                let _ = write!(html, "<td>{} ± {}</td>", number(sp.mean), number(sp.sd));
+            } else {
+                csv.push_str(",,,,");
+                html.push_str("<td>–</td>");
+            }
+        }
+        csv.push('\n');
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table>\n");
+    bottleneck_data::atomic::write_atomic(&sweep.path.join("summary_seeds.csv"), csv.as_bytes())?;
+    Ok(Some(html))
 }
 
 /// Draws every point's report, on as many threads as cores; returns the failures.
@@ -104,6 +238,48 @@ fn redraw(sweep: &Sweep, states: &[PointState]) -> Vec<String> {
     failed
 }
 
+/// The done points with their x and line, the bottleneck sizes seen, and the first
+/// point's config (for the PCA baseline).
+fn collect_points(
+    sweep: &Sweep,
+    states: &[PointState],
+    axis: Option<&(usize, String, bool)>,
+    seed: Option<usize>,
+) -> (Vec<Point>, Vec<usize>, Option<ExperimentConfig>) {
+    let mut points = Vec::new();
+    let mut ks: Vec<usize> = Vec::new();
+    let mut first_cfg = None;
+    for s in states {
+        let Some(m) = s.manifest.as_ref().filter(|m| m.status == Status::Done) else { continue };
+        let Ok(cfg) = sweep.run_dir(&s.point).read_config() else { continue };
+        let Some((xi, _, is_k)) = axis else { continue };
+        let x = if *is_k {
+            cfg.model.latent_dim as f64
+        } else {
+            let Ok(x) = s.point.values[*xi].trim().parse::<f64>() else { continue };
+            x
+        };
+        let others: Vec<String> = sweep
+            .spec
+            .axes
+            .iter()
+            .zip(&s.point.values)
+            .enumerate()
+            .filter(|(i, _)| i != xi && Some(*i) != seed)
+            .map(|(_, (a, v))| format!("{}={v}", a.key))
+            .collect();
+        let series = if others.is_empty() {
+            format!("{} autoencoder", format!("{:?}", cfg.model.kind).to_lowercase())
+        } else {
+            others.join(" ")
+        };
+        ks.push(cfg.model.latent_dim);
+        points.push(Point { series, x, metrics: m.metrics.clone() });
+        first_cfg.get_or_insert(cfg);
+    }
+    (points, ks, first_cfg)
+}
+
 /// Writes the summary, the sweep curve (`plots/sweep_curve.png|svg`), `pca_baseline.csv`
 /// and `report.html` of the sweep at `path`; with `redraw_runs`, each point's report too.
 pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
@@ -114,36 +290,19 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     }
     // Read after the runs' reports: their analysis.json files join the metrics.
     let states = sweep.states();
-    let k_axis = sweep.spec.axes.iter().position(|a| a.key.trim_start_matches('+') == "model.latent_dim");
-    let mut points = Vec::new();
-    let mut first_cfg = None;
-    for s in &states {
-        let Some(m) = s.manifest.as_ref().filter(|m| m.status == Status::Done) else { continue };
-        let Ok(cfg) = sweep.run_dir(&s.point).read_config() else { continue };
-        let Some(&test_mse) = m.metrics.get("test_mse") else { continue };
-        let others: Vec<String> = sweep
-            .spec
-            .axes
-            .iter()
-            .zip(&s.point.values)
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != k_axis)
-            .map(|(_, (a, v))| format!("{}={v}", a.key))
-            .collect();
-        let series = if others.is_empty() {
-            format!("{} autoencoder", format!("{:?}", cfg.model.kind).to_lowercase())
-        } else {
-            others.join(" ")
-        };
-        let probe = m.metrics.get("linear_probe_accuracy").copied();
-        points.push(Point { series, k: cfg.model.latent_dim, test_mse, probe });
-        first_cfg.get_or_insert(cfg);
+    let axis = x_axis(&sweep);
+    let seed = seed_axis(&sweep);
+    let (points, mut ks, first_cfg) = collect_points(&sweep, &states, axis.as_ref(), seed);
+    if axis.is_none() && !sweep.spec.axes.is_empty() {
+        notes.push("no sweep curve: no swept key has numeric values other than the seed".into());
     }
-    let mut ks: Vec<usize> = points.iter().map(|p| p.k).collect();
+    let is_k = axis.as_ref().is_some_and(|a| a.2);
+    let x_key = axis.as_ref().map_or_else(String::new, |a| a.1.clone());
     ks.sort_unstable();
     ks.dedup();
     let mut baseline: BTreeMap<usize, Baseline> = BTreeMap::new();
-    if let Some(cfg) = &first_cfg {
+    // The PCA baseline where the curve's x is k.
+    if let Some(cfg) = first_cfg.as_ref().filter(|_| is_k) {
         match pca_baseline(cfg, &ks) {
             Ok(v) => baseline = ks.iter().copied().zip(v).collect(),
             Err(e) => notes.push(format!("PCA baseline: {e}")),
@@ -171,72 +330,111 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     }
     sweep.write_summary_with(&extra)?;
     let mut figs = Vec::new();
+    let xs: Vec<f64> = points.iter().map(|p| p.x).collect();
+    let x_scale = XScale::for_values(&xs, is_k);
+    let x_desc = if is_k {
+        format!("bottleneck size k (latent dimensions{})", if x_scale == XScale::Log2 { ", log2 scale" } else { "" })
+    } else {
+        format!("{x_key}{}", if x_scale == XScale::Log10 { " (log scale)" } else { "" })
+    };
+    let seeds = seed.map_or(0, |i| sweep.spec.axes[i].values.len());
+    let band_note = if seeds > 1 { format!(" (mean over {seeds} seeds, min–max band)") } else { String::new() };
     if !points.is_empty() {
-        let mut lines = series_of(&points, |p| Some(p.test_mse));
+        let mut lines = lines_of(&points, "test_mse");
         if !baseline.is_empty() {
-            lines.push((
-                "PCA (same data, same k)".into(),
-                baseline.iter().map(|(k, b)| (*k as f64, b.test_mse)).collect(),
-                true,
-            ));
+            lines.push(Line {
+                name: "PCA (same data, same k)".into(),
+                points: baseline.iter().map(|(k, b)| (*k as f64, b.test_mse)).collect(),
+                dashed: true,
+                band: Vec::new(),
+            });
         }
-        let fig = Log2Lines {
-            title: format!("{}: test reconstruction error vs bottleneck size", sweep.spec.name),
-            axes: ("bottleneck size k (latent dimensions, log2 scale)".into(), "test MSE per pixel (log scale)".into()),
+        let fig = Lines {
+            title: format!(
+                "{}: test MSE vs {}{band_note}",
+                sweep.spec.name,
+                if is_k { "bottleneck size" } else { &x_key }
+            ),
+            axes: (x_desc.clone(), "test MSE per pixel (log scale)".into()),
             series: lines,
+            x_scale,
             log_y: true,
         };
         let png = save(&fig, &sweep.path.join("plots"), "sweep_curve")?;
+        let with = if baseline.is_empty() { "" } else { ", with PCA" };
         figs.push(Fig {
-            title: "Sweep curve: reconstruction error against k, with PCA".into(),
+            title: format!("Sweep curve: reconstruction error against {x_key}{with}{band_note}"),
             png: png.strip_prefix(&sweep.path).unwrap_or(&png).display().to_string(),
         });
     }
-    if let Some(fig) = probe_figure(&sweep, &points, &baseline)? {
+    let probe = probe_figure(&sweep, &points, &baseline, (x_scale, &x_desc, &x_key));
+    if let Some(fig) = probe? {
         figs.push(fig);
     }
-    let page = sweep_page(&sweep, &states, &figs, &baseline, &notes);
+    figs.extend(factor_curves(&sweep, &points, x_scale, (&x_desc, &x_key), &band_note)?);
+    let seed_html = if seeds > 1 { seed_table(&sweep, &points, &x_key)? } else { None };
+    let page = sweep_page(&sweep, &states, &figs, &baseline, &notes, seed_html.as_deref());
     let out = sweep.path.join("report.html");
     bottleneck_data::atomic::write_atomic(&out, page.as_bytes())?;
     Ok(out)
 }
 
-/// One line per model (the points' other swept values), points sorted by k.
-fn series_of(points: &[Point], value: impl Fn(&Point) -> Option<f64>) -> Vec<Series> {
-    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for p in points {
-        if let Some(v) = value(p) {
-            series.entry(p.series.clone()).or_default().push((p.k as f64, v));
+/// On known factors: MIG and DCI disentanglement against the curve's x.
+fn factor_curves(
+    sweep: &Sweep,
+    points: &[Point],
+    x_scale: XScale,
+    (x_desc, x_key): (&str, &str),
+    band_note: &str,
+) -> Result<Vec<Fig>> {
+    let mut figs = Vec::new();
+    for (metric, what) in [("mig", "MIG"), ("dci_disentanglement", "DCI disentanglement")] {
+        let lines = lines_of(points, metric);
+        if lines.is_empty() {
+            continue;
         }
+        let fig = Lines {
+            title: format!("{}: {what} of the code vs {x_key}{band_note}", sweep.spec.name),
+            axes: (x_desc.to_string(), format!("{what} (test codes against the known factors)")),
+            series: lines,
+            x_scale,
+            log_y: false,
+        };
+        let png = save(&fig, &sweep.path.join("plots"), &format!("{metric}_curve"))?;
+        figs.push(Fig {
+            title: format!("{what} against {x_key}"),
+            png: png.strip_prefix(&sweep.path).unwrap_or(&png).display().to_string(),
+        });
     }
-    series
-        .into_iter()
-        .map(|(name, mut pts)| {
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (name, pts, false)
-        })
-        .collect()
+    Ok(figs)
 }
 
-/// The second panel: linear-probe accuracy on the codes against k, with PCA's.
-fn probe_figure(sweep: &Sweep, points: &[Point], baseline: &BTreeMap<usize, Baseline>) -> Result<Option<Fig>> {
-    let mut lines = series_of(points, |p| p.probe);
+/// The second panel: linear-probe accuracy on the codes against the same x, with PCA's.
+fn probe_figure(
+    sweep: &Sweep,
+    points: &[Point],
+    baseline: &BTreeMap<usize, Baseline>,
+    (x_scale, x_desc, x_key): (XScale, &str, &str),
+) -> Result<Option<Fig>> {
+    let mut lines = lines_of(points, "linear_probe_accuracy");
     if lines.is_empty() {
         return Ok(None);
     }
     let pca: Vec<(f64, f64)> = baseline.iter().filter_map(|(k, b)| b.probe_accuracy.map(|a| (*k as f64, a))).collect();
     if !pca.is_empty() {
-        lines.push(("PCA (same data, same k)".into(), pca, true));
+        lines.push(Line { name: "PCA (same data, same k)".into(), points: pca, dashed: true, band: Vec::new() });
     }
-    let fig = Log2Lines {
-        title: format!("{}: linear-probe accuracy vs bottleneck size", sweep.spec.name),
-        axes: ("bottleneck size k (latent dimensions, log2 scale)".into(), "test accuracy of a linear probe".into()),
+    let fig = Lines {
+        title: format!("{}: linear-probe accuracy vs {x_key}", sweep.spec.name),
+        axes: (x_desc.to_string(), "test accuracy of a linear probe".into()),
         series: lines,
+        x_scale,
         log_y: false,
     };
     let png = save(&fig, &sweep.path.join("plots"), "probe_curve")?;
+    let with = if baseline.is_empty() { "" } else { ", with PCA" };
     Ok(Some(Fig {
-        title: "Linear-probe accuracy on the codes against k, with PCA".into(),
+        title: format!("Linear-probe accuracy on the codes against {x_key}{with}"),
         png: png.strip_prefix(&sweep.path).unwrap_or(&png).display().to_string(),
     }))
 }
@@ -247,6 +445,7 @@ fn sweep_page(
     figs: &[Fig],
     baseline: &BTreeMap<usize, Baseline>,
     notes: &[String],
+    seed_table: Option<&str>,
 ) -> String {
     let spec = &sweep.spec;
     let mut b = String::new();
@@ -311,6 +510,9 @@ fn sweep_page(
         );
     }
     let _ = writeln!(b, "</table>\n<p>Also as <a href=\"summary.csv\">summary.csv</a> and summary.parquet.</p>");
+    if let Some(t) = seed_table {
+        b.push_str(t);
+    }
     let _ = writeln!(b, "<h2>Latent space of each point</h2>\n<div class=\"thumbs\">");
     for s in states {
         for stem in ["latent", "latent_pca"] {
