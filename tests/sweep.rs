@@ -126,10 +126,14 @@ fn check_report(dir: &Path) {
     assert_eq!(browser.check(&dir.join("report.html")), 8, "two sweep curves and six latent spaces");
     assert_eq!(
         browser.check(&dir.join("000/report.html")),
-        5,
-        "loss, latent, reconstructions, interpolation, manifold"
+        6,
+        "loss, latent, reconstructions, interpolation, manifold, traversals"
     );
-    assert_eq!(browser.check(&dir.join("001/report.html")), 5, "loss, PCA, t-SNE, reconstructions, interpolation");
+    assert_eq!(
+        browser.check(&dir.join("001/report.html")),
+        6,
+        "loss, PCA, t-SNE, reconstructions, interpolation, traversals"
+    );
 }
 
 #[test]
@@ -524,4 +528,45 @@ fn requeued_at_the_time_limit(cluster: &Cluster, small: &[&str]) {
         "the requeued point trains exactly as the undisturbed run"
     );
     assert_eq!(m["metrics"]["test_mse"], manifest(&r)["metrics"]["test_mse"]);
+}
+
+#[test]
+fn compare_puts_runs_and_sweeps_in_one_report() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    for k in ["4", "8"] {
+        let o =
+            cmd(tmp.path(), &["run", "--quiet", &e, "train=debug", "train.epochs=2", &format!("model.latent_dim={k}")])
+                .output()
+                .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let o = cmd(tmp.path(), &["sweep", "--quiet", &e, "train=debug", "model.latent_dim=2,4"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut dirs: Vec<String> =
+        crate::run::run_dirs(tmp.path(), "fashion-dense").into_iter().map(|d| d.display().to_string()).collect();
+    assert_eq!(dirs.len(), 3, "two runs and a sweep: {dirs:?}");
+    let out = tmp.path().join("cmp");
+    let mut args = vec!["compare".to_string()];
+    args.append(&mut dirs);
+    args.extend(["--out".to_string(), out.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = cmd(tmp.path(), &args).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(
+        page.matches("/report.html\">fashion-dense/").count(),
+        3,
+        "each compared directory links its report: {page}"
+    );
+    assert!(page.contains("<th>test_mse</th>") && page.contains("<th>linear_probe_accuracy</th>"), "{page}");
+    for stem in ["loss", "sweep_curve", "probe_curve"] {
+        assert!(page.contains(&format!("plots/{stem}.png")), "{stem}: {page}");
+        assert!(std::fs::metadata(out.join(format!("plots/{stem}.png"))).is_ok_and(|m| m.len() > 5_000), "{stem}");
+    }
+    // A directory that is neither is named.
+    let o = cmd(tmp.path(), &["compare", &tmp.path().display().to_string(), "--out", "x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("neither a run directory"), "{}", text(&o.stderr));
 }

@@ -60,6 +60,16 @@ enum Command {
         /// runs/NAME/TIMESTAMP (a run or a sweep).
         dir: PathBuf,
     },
+    /// Several runs and sweeps in one offline report: metrics side by side, loss curves
+    /// overlaid, the sweeps' curves on one plot: `bottleneck compare runs/a/T1 runs/b/T2 --out cmp`.
+    Compare {
+        /// Run or sweep directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write report.html and plots/.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Continue an interrupted run from its last checkpoint.
     Resume {
         /// The run directory (runs/NAME/TIMESTAMP).
@@ -118,6 +128,7 @@ fn main() -> ExitCode {
         Command::Resume { run_dir, threads, quiet } => train::resume(&run_dir, threads, quiet),
         Command::Sweep(args) => sweep::run(args),
         Command::Report { dir } => train::report(&dir),
+        Command::Compare { dirs, out } => train::compare(&dirs, &out),
         Command::Config { experiment, overrides } => train::config(&experiment, &overrides),
     };
     match result {

@@ -236,6 +236,13 @@ pub fn report(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `bottleneck compare DIR... --out OUT`.
+pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<()> {
+    let page = bottleneck_analysis::compare(dirs, out)?;
+    crate::out(&format!("report: {}\n", page.display()));
+    Ok(())
+}
+
 /// `bottleneck config EXPERIMENT [overrides...]`: the resolved config and each value's source.
 pub fn config(experiment: &Path, overrides: &[String]) -> Result<()> {
     let resolved = resolve(experiment, overrides)?;

@@ -21,6 +21,8 @@
 //!   correlation ratio η² (the share of the unit's variance between categories) instead
 //!   of a per-unit SVM's accuracy.
 
+use rayon::prelude::*;
+
 /// Bins per code unit (and continuous factor) in MIG, as `disentanglement_lib`'s default.
 pub const MIG_BINS: usize = 20;
 /// The lasso penalty of DCI's regressors (on standardised codes and targets).
@@ -136,6 +138,7 @@ fn discrete(f: &FactorValues) -> Vec<usize> {
 pub fn mutual_info_matrix(codes: Codes<'_>, factors: &[FactorValues]) -> Vec<Vec<f64>> {
     let ys: Vec<Vec<usize>> = factors.iter().map(discrete).collect();
     (0..codes.k)
+        .into_par_iter()
         .map(|j| {
             let z = histogram_discretize(&codes.unit(j), MIG_BINS);
             ys.iter().map(|y| mutual_info(&z, y)).collect()
@@ -237,64 +240,72 @@ pub fn dci(codes: Codes<'_>, factors: &[FactorValues]) -> Option<Dci> {
     }
     let half = rows / 2;
     let xs = standardise(codes, half);
+    // Each factor's regressions on their own, factors in parallel.
+    let per_factor: Vec<(Vec<f64>, f64)> = factors.par_iter().map(|f| dci_factor(f, &xs, rows, units, half)).collect();
     let mut importance = vec![vec![0.0; factors.len()]; units];
-    let mut informative = Vec::with_capacity(factors.len());
-    for (fi, f) in factors.iter().enumerate() {
-        let targets: Vec<Vec<f64>> = if f.categories > 0 {
-            (0..f.categories)
-                .map(|c| f.values.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect())
-                .collect()
-        } else {
-            vec![f.values.clone()]
-        };
-        let mut predictions = Vec::with_capacity(targets.len());
-        for target in &targets {
-            let (weights, bias) = lasso(&xs[..half * units], &target[..half], units, LASSO_ALPHA);
-            for (j, wj) in weights.iter().enumerate() {
-                importance[j][fi] += wj.abs();
-            }
-            predictions.push(
-                (half..rows)
-                    .map(|i| bias + (0..units).map(|j| weights[j] * xs[i * units + j]).sum::<f64>())
-                    .collect::<Vec<f64>>(),
-            );
+    for (fi, (imp, _)) in per_factor.iter().enumerate() {
+        for (j, v) in imp.iter().enumerate() {
+            importance[j][fi] = *v;
         }
-        let score = if f.categories > 0 {
-            let right = (half..rows)
-                .filter(|&i| {
-                    let best = (0..targets.len())
-                        .max_by(|&a, &c| predictions[a][i - half].total_cmp(&predictions[c][i - half]))
-                        .unwrap_or(0);
-                    best == f.values[i] as usize
-                })
-                .count();
-            // Above chance: 0 for guessing the commonest category, 1 when always right.
-            let mut counts = vec![0usize; f.categories];
-            for &v in &f.values[half..] {
-                counts[(v.max(0.0) as usize).min(f.categories - 1)] += 1;
-            }
-            let chance = counts.iter().copied().max().unwrap_or(0) as f64 / (rows - half) as f64;
-            let accuracy = right as f64 / (rows - half) as f64;
-            if chance < 1.0 {
-                ((accuracy - chance) / (1.0 - chance)).max(0.0)
-            } else {
-                0.0
-            }
-        } else {
-            let held_out = &f.values[half..];
-            let spread = variance(held_out);
-            let sse =
-                held_out.iter().zip(&predictions[0]).map(|(a, p)| (a - p).powi(2)).sum::<f64>() / held_out.len() as f64;
-            if spread > 0.0 {
-                (1.0 - sse / spread).clamp(0.0, 1.0)
-            } else {
-                0.0
-            }
-        };
-        informative.push(score);
     }
+    let informative: Vec<f64> = per_factor.iter().map(|p| p.1).collect();
     let (disentanglement, completeness) = dci_scores(&importance);
     Some(Dci { disentanglement, completeness, informativeness: mean(&informative), importance })
+}
+
+/// One factor of DCI: the importance of each unit and the held-out score.
+fn dci_factor(f: &FactorValues, xs: &[f64], rows: usize, units: usize, half: usize) -> (Vec<f64>, f64) {
+    let mut importance = vec![0.0; units];
+    let targets: Vec<Vec<f64>> = if f.categories > 0 {
+        (0..f.categories).map(|c| f.values.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect()).collect()
+    } else {
+        vec![f.values.clone()]
+    };
+    let mut predictions = Vec::with_capacity(targets.len());
+    for target in &targets {
+        let (weights, bias) = lasso(&xs[..half * units], &target[..half], units, LASSO_ALPHA);
+        for (j, wj) in weights.iter().enumerate() {
+            importance[j] += wj.abs();
+        }
+        predictions.push(
+            (half..rows)
+                .map(|i| bias + (0..units).map(|j| weights[j] * xs[i * units + j]).sum::<f64>())
+                .collect::<Vec<f64>>(),
+        );
+    }
+    let score = if f.categories > 0 {
+        let right = (half..rows)
+            .filter(|&i| {
+                let best = (0..targets.len())
+                    .max_by(|&a, &c| predictions[a][i - half].total_cmp(&predictions[c][i - half]))
+                    .unwrap_or(0);
+                best == f.values[i] as usize
+            })
+            .count();
+        // Above chance: 0 for guessing the commonest category, 1 when always right.
+        let mut counts = vec![0usize; f.categories];
+        for &v in &f.values[half..] {
+            counts[(v.max(0.0) as usize).min(f.categories - 1)] += 1;
+        }
+        let chance = counts.iter().copied().max().unwrap_or(0) as f64 / (rows - half) as f64;
+        let accuracy = right as f64 / (rows - half) as f64;
+        if chance < 1.0 {
+            ((accuracy - chance) / (1.0 - chance)).max(0.0)
+        } else {
+            0.0
+        }
+    } else {
+        let held_out = &f.values[half..];
+        let spread = variance(held_out);
+        let sse =
+            held_out.iter().zip(&predictions[0]).map(|(a, p)| (a - p).powi(2)).sum::<f64>() / held_out.len() as f64;
+        if spread > 0.0 {
+            (1.0 - sse / spread).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    (importance, score)
 }
 
 /// Disentanglement and completeness of an importance matrix `[k][factors]`, exactly as
@@ -392,7 +403,10 @@ pub fn lasso(xs: &[f64], target: &[f64], units: usize, alpha: f64) -> (Vec<f64>,
 pub fn two_nn(points: &[f32], dim: usize) -> Option<f64> {
     let count = points.len().checked_div(dim)?;
     let row = |i: usize| &points[i * dim..(i + 1) * dim];
+    // Every point's two nearest neighbours, points in parallel (each scan is sequential,
+    // so the result does not depend on the threads).
     let mut ratios: Vec<f64> = (0..count)
+        .into_par_iter()
         .filter_map(|i| {
             let (mut r1, mut r2) = (f64::INFINITY, f64::INFINITY);
             for j in (0..count).filter(|&j| j != i) {

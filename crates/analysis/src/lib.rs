@@ -4,6 +4,7 @@
 //! curve of reconstruction error against bottleneck size with the PCA baseline — as PNG
 //! and SVG, and an offline `report.html` per run and per sweep.
 
+pub mod compare;
 pub mod disentangle;
 pub mod error;
 pub mod html;
@@ -15,6 +16,7 @@ pub mod sweep_report;
 
 use std::path::{Path, PathBuf};
 
+pub use compare::compare;
 pub use error::{AnalysisError, Result};
 pub use run_report::report_run;
 pub use sweep_report::report_sweep;

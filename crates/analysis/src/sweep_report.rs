@@ -67,18 +67,18 @@ pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<Vec<Baseline
         .collect()
 }
 
-struct Point {
+pub(crate) struct Point {
     /// The line it belongs to: the other swept values (not the x axis, not the seed).
-    series: String,
+    pub(crate) series: String,
     /// Its value on the x axis.
-    x: f64,
+    pub(crate) x: f64,
     /// Its metrics.
-    metrics: BTreeMap<String, f64>,
+    pub(crate) metrics: BTreeMap<String, f64>,
 }
 
 /// The x axis of the sweep curve: `model.latent_dim` when swept, else the first other
 /// numeric axis but the seed. (axis index, key, whether it is the bottleneck size)
-fn x_axis(sweep: &Sweep) -> Option<(usize, String, bool)> {
+pub(crate) fn x_axis(sweep: &Sweep) -> Option<(usize, String, bool)> {
     let keys: Vec<&str> = sweep.spec.axes.iter().map(|a| a.key.trim_start_matches('+')).collect();
     if let Some(i) = keys.iter().position(|k| *k == "model.latent_dim") {
         return Some((i, keys[i].to_string(), true));
@@ -90,7 +90,7 @@ fn x_axis(sweep: &Sweep) -> Option<(usize, String, bool)> {
 }
 
 /// The index of a `seed` axis.
-fn seed_axis(sweep: &Sweep) -> Option<usize> {
+pub(crate) fn seed_axis(sweep: &Sweep) -> Option<usize> {
     sweep.spec.axes.iter().position(|a| a.key.trim_start_matches('+') == "seed")
 }
 
@@ -126,7 +126,7 @@ fn groups(points: &[Point]) -> BTreeMap<(String, u64), Vec<&Point>> {
 
 /// One line per model (the points' other swept values), the mean over seeds at each x,
 /// with the min–max band when there are several seeds.
-fn lines_of(points: &[Point], metric: &str) -> Vec<Line> {
+pub(crate) fn lines_of(points: &[Point], metric: &str) -> Vec<Line> {
     let mut lines: BTreeMap<String, Line> = BTreeMap::new();
     for ((series, _), group) in groups(points) {
         let values: Vec<f64> = group.iter().filter_map(|p| p.metrics.get(metric).copied()).collect();
@@ -240,7 +240,7 @@ fn redraw(sweep: &Sweep, states: &[PointState]) -> Vec<String> {
 
 /// The done points with their x and line, the bottleneck sizes seen, and the first
 /// point's config (for the PCA baseline).
-fn collect_points(
+pub(crate) fn collect_points(
     sweep: &Sweep,
     states: &[PointState],
     axis: Option<&(usize, String, bool)>,
