@@ -187,6 +187,19 @@ fn seeds_band_the_curve_of_any_numeric_axis() {
     }
     // No PCA line: its k is not what varies.
     assert!(!dir.join("pca_baseline.csv").is_file());
+
+    // Seeds alone: no curve, but the spread over them.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = cmd(tmp.path(), &["sweep", &experiment("fashion-dense"), "train=debug", "seed=0,1"]).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    let dir = sweep_dir(tmp.path(), "fashion-dense");
+    let csv = std::fs::read_to_string(dir.join("summary_seeds.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines.len() == 2 && lines[0].starts_with("series,seeds,test_mse_mean"), "{csv}");
+    assert!(lines[1].starts_with("\"dense autoencoder\",2,"), "{csv}");
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("Across seeds") && page.contains("no sweep curve"), "{page}");
+    assert!(!dir.join("plots/sweep_curve.png").is_file());
 }
 
 #[test]

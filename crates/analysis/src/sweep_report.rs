@@ -173,14 +173,16 @@ fn seed_table(sweep: &Sweep, points: &[Point], x_key: &str) -> Result<Option<Str
     }
     let metrics: Vec<&str> =
         SEED_METRICS.iter().copied().filter(|m| points.iter().any(|p| p.metrics.contains_key(*m))).collect();
-    let mut csv = format!("series,{x_key},seeds");
+    // A sweep over seeds alone has no x column.
+    let with_x = !x_key.is_empty();
+    let mut csv = if with_x { format!("series,{x_key},seeds") } else { "series,seeds".to_string() };
     for m in &metrics {
         let _ = write!(csv, ",{m}_mean,{m}_sd,{m}_min,{m}_max");
     }
     csv.push('\n');
     let mut html = format!(
-        "<h2>Across seeds</h2>\n<p>Mean ± standard deviation over the seeds of each setting (also in <a href=\"summary_seeds.csv\">summary_seeds.csv</a>, with minimum and maximum).</p>\n<table>\n<tr><th class=\"l\">line</th><th>{}</th><th>seeds</th>",
-        escape(x_key)
+        "<h2>Across seeds</h2>\n<p>Mean ± standard deviation over the seeds of each setting (also in <a href=\"summary_seeds.csv\">summary_seeds.csv</a>, with minimum and maximum).</p>\n<table>\n<tr><th class=\"l\">line</th>{}<th>seeds</th>",
+        if with_x { format!("<th>{}</th>", escape(x_key)) } else { String::new() }
     );
     for m in &metrics {
         let _ = write!(html, "<th>{}</th>", escape(m));
@@ -188,8 +190,10 @@ fn seed_table(sweep: &Sweep, points: &[Point], x_key: &str) -> Result<Option<Str
     html.push_str("</tr>\n");
     for ((series, _), group) in &groups {
         let x = group[0].x;
-        let _ = write!(csv, "\"{}\",{x},{}", series.replace('"', "\"\""), group.len());
-        let _ = write!(html, "<tr><td class=\"l\">{}</td><td>{x}</td><td>{}</td>", escape(series), group.len());
+        let (x_csv, x_html) =
+            if with_x { (format!(",{x}"), format!("<td>{x}</td>")) } else { (String::new(), String::new()) };
+        let _ = write!(csv, "\"{}\"{x_csv},{}", series.replace('"', "\"\""), group.len());
+        let _ = write!(html, "<tr><td class=\"l\">{}</td>{x_html}<td>{}</td>", escape(series), group.len());
         for m in &metrics {
             let values: Vec<f64> = group.iter().filter_map(|p| p.metrics.get(*m).copied()).collect();
             if let Some(sp) = spread(&values) {
@@ -252,12 +256,16 @@ pub(crate) fn collect_points(
     for s in states {
         let Some(m) = s.manifest.as_ref().filter(|m| m.status == Status::Done) else { continue };
         let Ok(cfg) = sweep.run_dir(&s.point).read_config() else { continue };
-        let Some((xi, _, is_k)) = axis else { continue };
-        let x = if *is_k {
-            cfg.model.latent_dim as f64
-        } else {
-            let Ok(x) = s.point.values[*xi].trim().parse::<f64>() else { continue };
-            x
+        // Without an x axis (a sweep over seeds alone) every point sits at x = 0: the
+        // seed table still aggregates them; no curve is drawn.
+        let xi = axis.map(|a| a.0);
+        let x = match axis {
+            Some((_, _, true)) => cfg.model.latent_dim as f64,
+            Some((i, _, false)) => {
+                let Ok(x) = s.point.values[*i].trim().parse::<f64>() else { continue };
+                x
+            }
+            None => 0.0,
         };
         let others: Vec<String> = sweep
             .spec
@@ -265,7 +273,7 @@ pub(crate) fn collect_points(
             .iter()
             .zip(&s.point.values)
             .enumerate()
-            .filter(|(i, _)| i != xi && Some(*i) != seed)
+            .filter(|(i, _)| Some(*i) != xi && Some(*i) != seed)
             .map(|(_, (a, v))| format!("{}={v}", a.key))
             .collect();
         let series = if others.is_empty() {
@@ -339,8 +347,9 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     };
     let seeds = seed.map_or(0, |i| sweep.spec.axes[i].values.len());
     let band_note = if seeds > 1 { format!(" (mean over {seeds} seeds, min–max band)") } else { String::new() };
-    if !points.is_empty() {
-        let mut lines = lines_of(&points, "test_mse");
+    let curves: &[Point] = if axis.is_some() { &points } else { &[] };
+    if !curves.is_empty() {
+        let mut lines = lines_of(curves, "test_mse");
         if !baseline.is_empty() {
             lines.push(Line {
                 name: "PCA (same data, same k)".into(),
@@ -367,11 +376,11 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
             png: png.strip_prefix(&sweep.path).unwrap_or(&png).display().to_string(),
         });
     }
-    let probe = probe_figure(&sweep, &points, &baseline, (x_scale, &x_desc, &x_key));
+    let probe = probe_figure(&sweep, curves, &baseline, (x_scale, &x_desc, &x_key));
     if let Some(fig) = probe? {
         figs.push(fig);
     }
-    figs.extend(factor_curves(&sweep, &points, x_scale, (&x_desc, &x_key), &band_note)?);
+    figs.extend(factor_curves(&sweep, curves, x_scale, (&x_desc, &x_key), &band_note)?);
     let seed_html = if seeds > 1 { seed_table(&sweep, &points, &x_key)? } else { None };
     let page = sweep_page(&sweep, &states, &figs, &baseline, &notes, seed_html.as_deref());
     let out = sweep.path.join("report.html");
