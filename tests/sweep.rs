@@ -180,7 +180,7 @@ fn seeds_band_the_curve_of_any_numeric_axis() {
         assert!((min - mine[0].min(mine[1])).abs() < 1e-12 && (max - mine[0].max(mine[1])).abs() < 1e-12);
     }
     let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(page.contains("Across seeds") && page.contains("mean over 2 seeds"), "{page}");
+    assert!(page.contains("Across seeds") && page.contains("(2 seeds: mean, min–max)"), "{page}");
     assert!(page.contains("against train.lr"), "the curve's x is the learning rate");
     for stem in ["sweep_curve", "probe_curve"] {
         assert!(std::fs::metadata(dir.join(format!("plots/{stem}.png"))).is_ok_and(|m| m.len() > 5_000), "{stem}");

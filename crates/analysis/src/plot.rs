@@ -640,7 +640,9 @@ impl Figure for Lines {
         let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let mut builder = ChartBuilder::on(root);
-        builder.caption(&self.title, (FONT, 20)).margin(12).x_label_area_size(40).y_label_area_size(70);
+        // A long title (a long sweep name) in a smaller font, to fit the width.
+        let size = if self.title.chars().count() > 60 { 16 } else { 20 };
+        builder.caption(&self.title, (FONT, size)).margin(12).x_label_area_size(40).y_label_area_size(70);
         // One body draws both y scales: the mesh and series code is the same.
         macro_rules! body {
             ($chart:ident) => {{

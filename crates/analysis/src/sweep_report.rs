@@ -346,7 +346,7 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
         format!("{x_key}{}", if x_scale == XScale::Log10 { " (log scale)" } else { "" })
     };
     let seeds = seed.map_or(0, |i| sweep.spec.axes[i].values.len());
-    let band_note = if seeds > 1 { format!(" (mean over {seeds} seeds, min–max band)") } else { String::new() };
+    let band_note = if seeds > 1 { format!(" ({seeds} seeds: mean, min–max)") } else { String::new() };
     let curves: &[Point] = if axis.is_some() { &points } else { &[] };
     if !curves.is_empty() {
         let mut lines = lines_of(curves, "test_mse");
@@ -359,11 +359,7 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
             });
         }
         let fig = Lines {
-            title: format!(
-                "{}: test MSE vs {}{band_note}",
-                sweep.spec.name,
-                if is_k { "bottleneck size" } else { &x_key }
-            ),
+            title: format!("{}: test MSE vs {}{band_note}", sweep.spec.name, if is_k { "k" } else { &x_key }),
             axes: (x_desc.clone(), "test MSE per pixel (log scale)".into()),
             series: lines,
             x_scale,
