@@ -571,14 +571,10 @@ impl XScale {
     #[must_use]
     pub fn for_values(xs: &[f64], powers_of_two: bool) -> Self {
         let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-        if lo > 0.0 && hi / lo > 10.0 {
-            if powers_of_two {
-                Self::Log2
-            } else {
-                Self::Log10
-            }
-        } else if powers_of_two && lo > 0.0 && hi > lo {
+        if powers_of_two && lo > 0.0 && hi > lo {
             Self::Log2
+        } else if lo > 0.0 && hi / lo > 10.0 {
+            Self::Log10
         } else {
             Self::Linear
         }

@@ -429,6 +429,18 @@ fn interpolation_figure(
     Ok(vec![Fig { title: "Latent interpolation".into(), png: rel(&dir.path, &png) }])
 }
 
+/// Two percentiles (fractions in [0, 1]) of unit `j` over the finite values of `codes`
+/// (`[n, k]` row-major); `None` when it has none.
+fn unit_percentiles(codes: &[f32], k: usize, j: usize, (lo, hi): (f64, f64)) -> Option<(f32, f32)> {
+    let mut v: Vec<f32> = codes.iter().skip(j).step_by(k).copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Some((q(lo), q(hi)))
+}
+
 /// For a 2-D code: the decoder's output over a grid spanning the test codes (5th to
 /// 95th percentile of each coordinate).
 fn manifold_figure(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
@@ -437,13 +449,11 @@ fn manifold_figure(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
     if k != 2 || codes.is_empty() {
         return Ok(Vec::new());
     }
-    let range = |j: usize| {
-        let mut v: Vec<f32> = codes.iter().skip(j).step_by(2).copied().filter(|x| x.is_finite()).collect();
-        v.sort_by(f32::total_cmp);
-        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        (q(0.05), q(0.95))
+    let (Some((x0, x1)), Some((y0, y1))) =
+        (unit_percentiles(&codes, 2, 0, (0.05, 0.95)), unit_percentiles(&codes, 2, 1, (0.05, 0.95)))
+    else {
+        return Ok(Vec::new());
     };
-    let ((x0, x1), (y0, y1)) = (range(0), range(1));
     let at = |lo: f32, hi: f32, i: usize| lo + (hi - lo) * i as f32 / (SIDE - 1) as f32;
     let mut rows = Vec::new();
     for r in 0..SIDE {
@@ -478,7 +488,6 @@ fn traversal_figure(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentC
     if codes.len().checked_div(k).unwrap_or(0) == 0 {
         return Ok(Vec::new());
     }
-    let unit = |j: usize| -> Vec<f32> { codes.iter().skip(j).step_by(k).copied().filter(|v| v.is_finite()).collect() };
     let wide: Vec<f64> = codes.iter().map(|&v| f64::from(v)).collect();
     let variances = crate::disentangle::unit_variances(crate::disentangle::Codes { values: &wide, k });
     let mut order: Vec<usize> = (0..k).collect();
@@ -491,13 +500,8 @@ fn traversal_figure(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentC
         let (lo, hi) = if vae {
             (-3.0, 3.0)
         } else {
-            let mut v = unit(j);
-            if v.is_empty() {
-                continue;
-            }
-            v.sort_by(f32::total_cmp);
-            let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-            (q(0.02), q(0.98))
+            let Some(range) = unit_percentiles(&codes, k, j, (0.02, 0.98)) else { continue };
+            range
         };
         let steps: Vec<f32> = (0..TRAVERSAL_STEPS)
             .flat_map(|t| {
