@@ -835,6 +835,7 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
                     Ok(m) => measured = m,
                     Err(e) => notes.push(format!("probe, kNN and trustworthiness: {e}")),
                 }
+                lap("probe, kNN and trustworthiness");
                 match unit_metrics(s, cfg.seed, cfg.train.eval_batch_size, &mut skipped) {
                     Ok((m, d)) => {
                         measured.extend(m);
@@ -846,7 +847,7 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
                     }
                     Err(e) => notes.push(format!("unit and factor metrics: {e}")),
                 }
-                lap("latent metrics");
+                lap("unit and factor metrics");
             }
             Ok(false) => notes.push("no checkpoint yet: no reconstructions or latent metrics".into()),
             Err(e) => notes.push(format!("loading the checkpoint: {e}")),
