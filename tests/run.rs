@@ -179,6 +179,42 @@ fn interrupt_then_resume_ends_as_an_uninterrupted_run() {
 }
 
 #[test]
+fn an_interrupt_during_the_report_keeps_the_results_and_resume_draws_it() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let args = ["run", "--quiet", &e, "train=debug", "train.epochs=1", "train.max_batches=20"];
+    let child = cmd(tmp.path(), &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    // Signalled once the manifest records the run done: the report is being drawn.
+    let dir = loop {
+        if let Some(d) = run_dirs(tmp.path(), "fashion-dense").pop() {
+            if d.join("manifest.json").is_file() && manifest(&d)["status"] == "done" {
+                break d;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "the run never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!dir.join("report.html").exists(), "the report was drawn before the signal");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the results are saved; skipping the report"), "{}", text(&out.stderr));
+    let before = manifest(&dir);
+    assert_eq!(before["status"], "done");
+    assert!(!dir.join("report.html").exists());
+    // Resuming draws the report it skipped and leaves the results as they were.
+    let o = run(tmp.path(), &["resume", "--quiet", &dir.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("its report was never drawn"), "{}", text(&o.stderr));
+    assert!(dir.join("report.html").is_file() && dir.join("plots/loss.png").is_file());
+    assert_eq!(manifest(&dir), before);
+    let o = run(tmp.path(), &["resume", &dir.display().to_string()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("already done"), "{}", text(&o.stderr));
+}
+
+#[test]
 fn a_killed_run_keeps_its_files_and_resumes() {
     common::fashion_mnist_dir();
     let tmp = tempfile::tempdir().unwrap();

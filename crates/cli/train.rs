@@ -203,11 +203,35 @@ pub fn resume(path: &Path, threads: Option<usize>, quiet: bool) -> Result<()> {
         None => apply_threads(&cfg),
     };
     logging::attach_file(&dir.file("train.log"))?;
+    if dir.read_manifest()?.status == bottleneck_train::rundir::Status::Done && report_missing(&dir) {
+        // Interrupted while drawing its report (a Slurm task warned of its time limit
+        // then requeues itself): the results are saved, only the report is left.
+        eprintln!("the run is done but its report was never drawn: drawing it");
+        crate::REPORTING.store(true, Ordering::SeqCst);
+        let _stop = stop_flag()?;
+        match bottleneck_analysis::report_run(&dir.path) {
+            Ok(page) => crate::out(&format!("report: {}\n", page.display())),
+            Err(e) => {
+                tracing::warn!("drawing the report failed: {e}; retry with `bottleneck report {}`", dir.path.display());
+            }
+        }
+        return Ok(());
+    }
     tracing::info!("resuming {} ({threads} threads)", dir.path.display());
     let stop = stop_flag()?;
     watch_sweep_parent(&stop);
     let outcome = execute(&dir, true, threads, &stop, &Progress::new(quiet));
     finish(&dir, outcome)
+}
+
+/// Whether a done run's `report.html` (written last by the report) is missing or older
+/// than the manifest that recorded the run done.
+fn report_missing(dir: &RunDir) -> bool {
+    let modified = |name: &str| std::fs::metadata(dir.file(name)).and_then(|m| m.modified()).ok();
+    match (modified("report.html"), modified("manifest.json")) {
+        (Some(report), Some(manifest)) => report < manifest,
+        _ => true,
+    }
 }
 
 /// A local sweep's point: when the sweep process disappears (killed with SIGKILL), stop
