@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer as _, ParamsAdamW};
+use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::pca::sq_distances;
@@ -69,17 +70,17 @@ pub fn knn_accuracy(train: &Labelled, test: &Labelled) -> Result<f64> {
     for start in (0..n).step_by(500) {
         let len = 500.min(n - start);
         let d: Vec<Vec<f32>> = sq_distances(&test.xs.narrow(0, start, len)?.to_dtype(DType::F32)?, &xtr)?.to_vec2()?;
-        for row in d {
-            let near = nearest(&row, NEIGHBOURS, None);
+        // The rows' votes are independent: one per rayon task, collected in order.
+        pred.par_extend(d.par_iter().map(|row| {
+            let near = nearest(row, NEIGHBOURS, None);
             let mut votes = vec![0usize; classes];
             for &j in &near {
                 votes[train.ys[j] as usize] += 1;
             }
             let top = votes.iter().copied().max().unwrap_or(0);
             // Among the classes with the most votes, the one of the closest neighbour.
-            let class = near.iter().map(|&j| train.ys[j]).find(|&c| votes[c as usize] == top).unwrap_or(0);
-            pred.push(class);
-        }
+            near.iter().map(|&j| train.ys[j]).find(|&c| votes[c as usize] == top).unwrap_or(0)
+        }));
     }
     Ok(accuracy(&pred, &test.ys))
 }
@@ -108,23 +109,29 @@ pub fn trustworthiness(high: &Tensor, low: &Tensor, k: usize) -> Result<f64> {
     }
     let dh: Vec<Vec<f32>> = sq_distances(&high.to_dtype(DType::F32)?, &high.to_dtype(DType::F32)?)?.to_vec2()?;
     let dl: Vec<Vec<f32>> = sq_distances(&low.to_dtype(DType::F32)?, &low.to_dtype(DType::F32)?)?.to_vec2()?;
-    let mut penalty = 0f64;
-    let mut rank = vec![0usize; n];
-    for i in 0..n {
-        // Ranks in the input space: 1 for the nearest other point.
-        let mut order: Vec<usize> = (0..n).filter(|&j| j != i).collect();
-        order.sort_by(|&a, &b| dh[i][a].total_cmp(&dh[i][b]).then(a.cmp(&b)));
-        for (r, &j) in order.iter().enumerate() {
-            rank[j] = r + 1;
-        }
-        for j in nearest(&dl[i], k, Some(i)) {
-            if rank[j] > k {
-                penalty += (rank[j] - k) as f64;
-            }
-        }
-    }
+    // Each point's penalty on its own rayon task; integer sums, so the total does not
+    // depend on how the points were split.
+    let penalty: u64 = (0..n)
+        .into_par_iter()
+        .map_init(
+            || vec![0usize; n],
+            |rank, i| {
+                // Ranks in the input space: 1 for the nearest other point.
+                let mut order: Vec<usize> = (0..n).filter(|&j| j != i).collect();
+                order.sort_by(|&a, &b| dh[i][a].total_cmp(&dh[i][b]).then(a.cmp(&b)));
+                for (r, &j) in order.iter().enumerate() {
+                    rank[j] = r + 1;
+                }
+                nearest(&dl[i], k, Some(i))
+                    .into_iter()
+                    .filter(|&j| rank[j] > k)
+                    .map(|j| (rank[j] - k) as u64)
+                    .sum::<u64>()
+            },
+        )
+        .sum();
     let (nf, kf) = (n as f64, k as f64);
-    Ok(1.0 - 2.0 / (nf * kf * (2.0 * nf - 3.0 * kf - 1.0)) * penalty)
+    Ok(1.0 - 2.0 / (nf * kf * (2.0 * nf - 3.0 * kf - 1.0)) * penalty as f64)
 }
 
 #[cfg(test)]

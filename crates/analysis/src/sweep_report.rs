@@ -214,7 +214,10 @@ fn seed_table(sweep: &Sweep, points: &[Point], x_key: &str) -> Result<Option<Str
 
 /// Draws every point's report, on as many threads as cores; returns the failures.
 fn redraw(sweep: &Sweep, states: &[PointState]) -> Vec<String> {
-    // The runs' reports are independent: draw them on as many threads as cores.
+    // The runs' reports are independent: draw them on as many threads as cores. Plain
+    // threads rather than rayon tasks: a report blocks in pools of its own (the t-SNE's),
+    // and a rayon worker blocked there steals other reports onto its stack, so more than
+    // `cores` reports (and their memory) would be in flight at once.
     let todo: Vec<(String, PathBuf)> = states
         .iter()
         .filter(|s| s.manifest.is_some())
