@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::{ParquetReader, SerReader};
 
-use crate::common;
+use crate::{board, common};
 
 pub fn experiment(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments").join(format!("{name}.toml")).display().to_string()
@@ -173,6 +173,29 @@ fn interrupt_then_resume_ends_as_an_uninterrupted_run() {
         std::fs::read_to_string(plain.join("metrics.csv")).unwrap()
     );
     assert_eq!(manifest(&dir)["metrics"]["test_mse"], manifest(&plain)["metrics"]["test_mse"]);
+
+    // TensorBoard sees one curve: the resumed process's file starts with a restart that
+    // drops what the stopped one logged past its checkpoint, and what is left is the
+    // uninterrupted run's curve, step for step.
+    let all = board::events(&dir);
+    let files: std::collections::BTreeSet<&str> = all.iter().map(|(f, _)| f.as_str()).collect();
+    let suffix = |f: &&&str| f.rsplit('.').next().unwrap_or("").to_string();
+    assert_eq!(files.iter().filter(|f| suffix(f) == "train").count(), 2, "{files:?}");
+    assert!(files.iter().any(|f| suffix(&f) == "report"), "{files:?}");
+    let (resumed, reference) = (board::kept(&all), board::kept(&board::events(&plain)));
+    let loss = board::scalars(&resumed, "train/loss");
+    assert_eq!(loss.len(), 180, "3 epochs of 60 steps");
+    assert!(loss.iter().zip(1..).all(|((step, _), i)| *step == i));
+    assert_eq!(loss, board::scalars(&reference, "train/loss"));
+    assert_eq!(board::scalars(&resumed, "epoch").iter().map(|e| e.1).collect::<Vec<_>>(), [1.0, 2.0, 3.0]);
+    assert_eq!(board::scalars(&resumed, "epoch/lr").len(), 3);
+    let test_mse = board::scalars(&resumed, "test/test_mse");
+    assert_eq!(test_mse, [(180, manifest(&dir)["metrics"]["test_mse"].as_f64().unwrap() as f32)]);
+    let images = board::images(&resumed);
+    for tag in ["report/loss", "report/reconstructions", "report/traversals"] {
+        assert!(images.iter().any(|i| i.0 == tag && i.1 > 0 && i.2 > 0), "{tag} in {images:?}");
+    }
+    board::check_projector(&dir, 32);
     // A finished run is not resumed again.
     let o = run(tmp.path(), &["resume", &dir.display().to_string()]);
     assert!(!o.status.success() && text(&o.stderr).contains("already done"), "{}", text(&o.stderr));
@@ -183,7 +206,8 @@ fn an_interrupt_during_the_report_keeps_the_results_and_resume_draws_it() {
     common::fashion_mnist_dir();
     let tmp = tempfile::tempdir().unwrap();
     let e = experiment("fashion-dense");
-    let args = ["run", "--quiet", &e, "train=debug", "train.epochs=1", "train.max_batches=20"];
+    let args =
+        ["run", "--quiet", &e, "train=debug", "train.epochs=1", "train.max_batches=20", "train.tensorboard=false"];
     let child = cmd(tmp.path(), &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let t0 = Instant::now();
     // Signalled once the manifest records the run done: the report is being drawn.
@@ -210,6 +234,7 @@ fn an_interrupt_during_the_report_keeps_the_results_and_resume_draws_it() {
     assert!(text(&o.stderr).contains("its report was never drawn"), "{}", text(&o.stderr));
     assert!(dir.join("report.html").is_file() && dir.join("plots/loss.png").is_file());
     assert_eq!(manifest(&dir), before);
+    assert!(!dir.join("tb").exists(), "train.tensorboard=false writes no event files");
     let o = run(tmp.path(), &["resume", &dir.display().to_string()]);
     assert!(!o.status.success() && text(&o.stderr).contains("already done"), "{}", text(&o.stderr));
 }

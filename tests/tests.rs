@@ -3,6 +3,7 @@
 #[path = "../crates/data/tests/common/mod.rs"]
 mod common;
 
+mod board;
 mod browser;
 mod data;
 mod kinds;

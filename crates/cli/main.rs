@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod data;
 mod logging;
+mod runs;
 mod sweep;
 mod train;
 
@@ -70,6 +71,9 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// One table of every run and sweep point under runs/ (or DIR): name, status, the
+    /// overrides that made it, epochs, test metrics, path.
+    Runs(runs::RunsArgs),
     /// Continue an interrupted run from its last checkpoint.
     Resume {
         /// The run directory (runs/NAME/TIMESTAMP).
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep::run(args),
         Command::Report { dir } => train::report(&dir),
         Command::Compare { dirs, out } => train::compare(&dirs, &out),
+        Command::Runs(args) => runs::run(&args),
         Command::Config { experiment, overrides } => train::config(&experiment, &overrides),
     };
     match result {

@@ -4,6 +4,7 @@
 //! curve of reconstruction error against bottleneck size with the PCA baseline — as PNG
 //! and SVG, and an offline `report.html` per run and per sweep.
 
+pub mod board;
 pub mod compare;
 pub mod disentangle;
 pub mod error;

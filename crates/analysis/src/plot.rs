@@ -610,6 +610,24 @@ fn tick_label(v: f64) -> String {
     }
 }
 
+/// The corner of a chart whose quarter (45% of the width, 40% of the height) holds the
+/// fewest of `points` (in 0..1 of the axes); ties go to the upper right, then lower right.
+fn legend_corner(points: &[(f64, f64)]) -> SeriesLabelPosition {
+    let count = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|(x, y)| (if right { *x > 0.55 } else { *x < 0.45 }) && (if upper { *y > 0.6 } else { *y < 0.4 }))
+            .count()
+    };
+    let corners = [
+        (SeriesLabelPosition::UpperRight, count(true, true)),
+        (SeriesLabelPosition::LowerRight, count(true, false)),
+        (SeriesLabelPosition::UpperLeft, count(false, true)),
+        (SeriesLabelPosition::LowerLeft, count(false, false)),
+    ];
+    corners.into_iter().min_by_key(|c| c.1).map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+}
+
 impl Figure for Lines {
     fn size(&self) -> (u32, u32) {
         (720, 460)
@@ -635,6 +653,26 @@ impl Figure for Lines {
         let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        // The legend goes in the corner with the fewest points (of lines and bands).
+        let y_at = |y: f64| if self.log_y { y.max(1e-300).log10() } else { y };
+        let (ly0, ly1) = (y_at(lo), y_at(hi));
+        let to_unit = |p: &(f64, f64)| {
+            let fy = if ly1 > ly0 { (y_at(p.1) - ly0) / (ly1 - ly0) } else { 0.5 };
+            ((scale.at(p.0) - x0) / (x1 - x0), fy)
+        };
+        let mut unit: Vec<(f64, f64)> = pts.iter().map(to_unit).collect();
+        // The segments between a line's points count too (ten points each).
+        for s in &self.series {
+            let line: Vec<(f64, f64)> =
+                s.points.iter().filter(|p| usable(p.0) && p.1.is_finite()).map(to_unit).collect();
+            for w in line.windows(2) {
+                unit.extend((1..10).map(|t| {
+                    let f = f64::from(t) / 10.0;
+                    (w[0].0 + (w[1].0 - w[0].0) * f, w[0].1 + (w[1].1 - w[0].1) * f)
+                }));
+            }
+        }
+        let corner = legend_corner(&unit);
         let mut builder = ChartBuilder::on(root);
         // A long title (a long sweep name) in a smaller font, to fit the width.
         let size = if self.title.chars().count() > 60 { 16 } else { 20 };
@@ -691,11 +729,7 @@ impl Figure for Lines {
                 }
                 $chart
                     .configure_series_labels()
-                    .position(if self.log_y {
-                        SeriesLabelPosition::UpperRight
-                    } else {
-                        SeriesLabelPosition::LowerRight
-                    })
+                    .position(corner)
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .label_font((FONT, 14))

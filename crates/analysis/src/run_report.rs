@@ -858,6 +858,12 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
         let json = serde_json::json!({ "metrics": measured, "skipped": skipped, "units": units });
         bottleneck_data::atomic::write_atomic(&dir.file(ANALYSIS_FILE), json.to_string().as_bytes())?;
     }
+    if cfg.train.tensorboard {
+        if let Err(e) = crate::board::write(&dir, setup_result.as_ref().ok(), &figs, cfg.seed) {
+            notes.push(format!("TensorBoard files: {e}"));
+        }
+    }
+    lap("TensorBoard files");
     notes.extend(skipped.iter().map(|s| format!("skipped: {s}")));
     if manifest.status != Status::Done {
         notes.push(format!("the run is {}; figures show what it has written so far", manifest.status));

@@ -380,6 +380,7 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
         figs.push(fig);
     }
     figs.extend(factor_curves(&sweep, curves, x_scale, (&x_desc, &x_key), &band_note)?);
+    figs.extend(dimension_figure(&sweep, curves, x_scale, (&x_desc, &x_key), &band_note, is_k)?);
     let seed_html = if seeds > 1 { seed_table(&sweep, &points, &x_key)? } else { None };
     let page = sweep_page(&sweep, &states, &figs, &baseline, &notes, seed_html.as_deref());
     let out = sweep.path.join("report.html");
@@ -387,7 +388,7 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// On known factors: MIG and DCI disentanglement against the curve's x.
+/// On known factors: MIG, DCI disentanglement and SAP against the curve's x.
 fn factor_curves(
     sweep: &Sweep,
     points: &[Point],
@@ -396,7 +397,7 @@ fn factor_curves(
     band_note: &str,
 ) -> Result<Vec<Fig>> {
     let mut figs = Vec::new();
-    for (metric, what) in [("mig", "MIG"), ("dci_disentanglement", "DCI disentanglement")] {
+    for (metric, what) in [("mig", "MIG"), ("dci_disentanglement", "DCI disentanglement"), ("sap", "SAP")] {
         let lines = lines_of(points, metric);
         if lines.is_empty() {
             continue;
@@ -415,6 +416,63 @@ fn factor_curves(
         });
     }
     Ok(figs)
+}
+
+/// How many dimensions the code uses against the curve's x — its active units and the
+/// `TwoNN` intrinsic dimension of its test codes — beside the `TwoNN` dimension of the data
+/// (and k itself when x is k): how wide a bottleneck this data needs.
+fn dimension_figure(
+    sweep: &Sweep,
+    points: &[Point],
+    x_scale: XScale,
+    (x_desc, x_key): (&str, &str),
+    band_note: &str,
+    is_k: bool,
+) -> Result<Option<Fig>> {
+    let mut series = Vec::new();
+    for (metric, what) in [("active_units", "active units"), ("intrinsic_dim_codes", "TwoNN of the codes")] {
+        for mut line in lines_of(points, metric) {
+            line.name = format!("{what}: {}", line.name);
+            series.push(line);
+        }
+    }
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let mut xs: Vec<f64> = points.iter().map(|p| p.x).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let data: Vec<f64> =
+        points.iter().filter_map(|p| p.metrics.get("intrinsic_dim_data").copied()).filter(|v| v.is_finite()).collect();
+    if !data.is_empty() {
+        let mean = data.iter().sum::<f64>() / data.len() as f64;
+        series.push(Line {
+            name: format!("TwoNN of the data ({mean:.1})"),
+            points: xs.iter().map(|&x| (x, mean)).collect(),
+            dashed: true,
+            band: Vec::new(),
+        });
+    }
+    if is_k {
+        series.push(Line {
+            name: "k, the code's width".into(),
+            points: xs.iter().map(|&x| (x, x)).collect(),
+            dashed: true,
+            band: Vec::new(),
+        });
+    }
+    let fig = Lines {
+        title: format!("{}: dimensions the code uses vs {x_key}{band_note}", sweep.spec.name),
+        axes: (x_desc.to_string(), "dimensions".into()),
+        series,
+        x_scale,
+        log_y: false,
+    };
+    let png = save(&fig, &sweep.path.join("plots"), "dimensions_curve")?;
+    Ok(Some(Fig {
+        title: format!("Active units and intrinsic dimension against {x_key}"),
+        png: png.strip_prefix(&sweep.path).unwrap_or(&png).display().to_string(),
+    }))
 }
 
 /// The second panel: linear-probe accuracy on the codes against the same x, with PCA's.

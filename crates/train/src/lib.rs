@@ -3,6 +3,7 @@
 //! schedules, clipping and early stopping, run directories with atomic files, metrics
 //! through polars, checkpoints in safetensors, and resume.
 
+pub mod catalog;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod rundir;
 pub mod runner;
 pub mod slurm;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train_config;
 
 pub use config::{resolve, ExperimentConfig, Resolved};

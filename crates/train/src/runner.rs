@@ -19,6 +19,7 @@ use crate::config::ExperimentConfig;
 use crate::error::{Result, TrainError};
 use crate::optim::Optimizer;
 use crate::rundir::{write_table, EpochRow, RunDir, Table};
+use crate::tensorboard::Board;
 
 /// Seed of the fixed noise used to score denoising models noisy → clean.
 pub const EVAL_NOISE_SEED: u64 = bottleneck_models::eval::EVAL_NOISE_SEED;
@@ -191,6 +192,11 @@ pub fn train(
     let per_epoch = if tc.max_batches > 0 { full.min(tc.max_batches) } else { full };
     check_position(dir, &st, tc.batch_size, per_epoch)?;
     obs.start(st.epoch, st.batch, st.step);
+    let mut board = Board::open(&dir.path, "train", tc.tensorboard);
+    if st.step > 0 {
+        // Events the stopped process logged past its checkpoint are superseded.
+        board.restart(st.step + 1);
+    }
     let mut early_stopped = false;
     let mut terms_complete = !(st.partial.1 > 0 && st.partial_terms.is_empty());
     while st.epoch < tc.epochs {
@@ -226,11 +232,14 @@ pub fn train(
             add_terms(&mut st.partial_terms, &terms, n)?;
             let secs = st.partial_seconds + started.elapsed().as_secs_f64();
             obs.batch_end(value, st.partial.1 as f64 / secs.max(1e-9));
+            board.scalars(st.step, &step_scalars(value, &terms)?);
+            board.flush_every(std::time::Duration::from_secs(5));
             if stop.load(Ordering::SeqCst) {
                 st.partial_seconds += started.elapsed().as_secs_f64();
                 st.batch_size = Some(tc.batch_size);
                 st.batches_per_epoch = Some(per_epoch);
                 checkpoint::save(&dir.last_checkpoint(), &opt, &st)?;
+                board.flush();
                 return Ok(Outcome::Interrupted);
             }
         }
@@ -240,24 +249,10 @@ pub fn train(
         // checkpoint is chosen) on one objective even while a KL warm-up or capacity
         // schedule changes the training weights.
         let val = eval_loss(model.as_ref(), &data.val, cfg, &dev, tc.epochs.saturating_sub(1))?;
-        let samples = st.partial.1.max(1) as f64;
-        let row = EpochRow {
-            epoch: epoch + 1,
-            train_loss: st.partial.0 / samples,
-            val_loss: val.as_ref().map(|v| v.0),
-            lr,
-            epoch_seconds: seconds,
-            samples_per_second: st.partial.1 as f64 / seconds.max(1e-9),
-            // A checkpoint from before per-term sums has none for its partial epoch.
-            train_terms: if terms_complete {
-                st.partial_terms.iter().map(|(k, v)| (k.clone(), v / samples)).collect()
-            } else {
-                Vec::new()
-            },
-            val_terms: val.map(|v| v.1).unwrap_or_default(),
-        };
+        let row = epoch_row(&st, epoch, lr, seconds, val, terms_complete);
         let val_loss = row.val_loss;
         obs.epoch_end(&row, tc.epochs);
+        board.scalars(st.step, &epoch_scalars(&row));
         st.rows.push(row);
         st.epoch += 1;
         st.batch = 0;
@@ -275,6 +270,7 @@ pub fn train(
             }
         }
         checkpoint::save(&dir.last_checkpoint(), &opt, &st)?;
+        board.flush();
         dir.write_metrics(&st.rows)?;
         if tc.early_stopping_patience > 0 && st.bad_epochs >= tc.early_stopping_patience {
             early_stopped = st.epoch < tc.epochs;
@@ -285,7 +281,67 @@ pub fn train(
     let Some(metrics) = evaluate(dir, cfg, model.as_ref(), &data, &opt, &st, &dev, stop)? else {
         return Ok(Outcome::Interrupted);
     };
+    board.scalars(st.step, &metrics.iter().map(|(k, v)| (format!("test/{k}"), *v)).collect::<Vec<_>>());
+    board.flush();
     Ok(Outcome::Done { metrics, early_stopped })
+}
+
+/// The finished epoch's row of `metrics.csv`.
+fn epoch_row(
+    st: &LoopState,
+    epoch: usize,
+    lr: f64,
+    seconds: f64,
+    val: Option<(f64, TermMeans)>,
+    terms_complete: bool,
+) -> EpochRow {
+    let samples = st.partial.1.max(1) as f64;
+    EpochRow {
+        epoch: epoch + 1,
+        train_loss: st.partial.0 / samples,
+        val_loss: val.as_ref().map(|v| v.0),
+        lr,
+        epoch_seconds: seconds,
+        samples_per_second: st.partial.1 as f64 / seconds.max(1e-9),
+        // A checkpoint from before per-term sums has none for its partial epoch.
+        train_terms: if terms_complete {
+            st.partial_terms.iter().map(|(k, v)| (k.clone(), v / samples)).collect()
+        } else {
+            Vec::new()
+        },
+        val_terms: val.map(|v| v.1).unwrap_or_default(),
+    }
+}
+
+/// A step's scalars for TensorBoard: the loss, and each term of a several-term objective.
+fn step_scalars(loss: f64, terms: &[Term]) -> Result<Vec<(String, f64)>> {
+    let mut v = vec![("train/loss".to_string(), loss)];
+    if terms.len() > 1 {
+        for t in terms {
+            v.push((format!("train/{}", t.name), scalar(&t.value)?));
+        }
+    }
+    Ok(v)
+}
+
+/// An epoch's scalars for TensorBoard, at the step that ended it.
+fn epoch_scalars(row: &EpochRow) -> Vec<(String, f64)> {
+    let mut v = vec![
+        ("epoch".to_string(), row.epoch as f64),
+        ("epoch/train_loss".to_string(), row.train_loss),
+        ("epoch/lr".to_string(), row.lr),
+        ("epoch/samples_per_second".to_string(), row.samples_per_second),
+    ];
+    if let Some(l) = row.val_loss {
+        v.push(("epoch/val_loss".into(), l));
+    }
+    if row.train_terms.len() > 1 {
+        v.extend(row.train_terms.iter().map(|(k, x)| (format!("epoch/train_{k}"), *x)));
+    }
+    if row.val_terms.len() > 1 {
+        v.extend(row.val_terms.iter().map(|(k, x)| (format!("epoch/val_{k}"), *x)));
+    }
+    v
 }
 
 /// A checkpoint taken mid-epoch continues only with the batches it was cut from: the

@@ -77,6 +77,9 @@ pub struct TrainConfig {
     /// Importance samples K of the test NLL estimate of a stochastic code (Burda et al.
     /// 2016); 0 = skip it.
     pub nll_samples: usize,
+    /// TensorBoard event files in the run's `tb/` (loss, terms, learning rate, test
+    /// metrics, the report's figures and the embedding projector).
+    pub tensorboard: bool,
 }
 
 impl Default for TrainConfig {
@@ -102,6 +105,7 @@ impl Default for TrainConfig {
             threads: 0,
             eval_batch_size: 1000,
             nll_samples: 100,
+            tensorboard: true,
         }
     }
 }
