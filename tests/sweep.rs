@@ -590,4 +590,28 @@ fn compare_puts_runs_and_sweeps_in_one_report() {
     let o = cmd(tmp.path(), &["compare", &tmp.path().display().to_string(), "--out", "x"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("neither a run directory"), "{}", text(&o.stderr));
+
+    // `bottleneck runs`: the two runs and the sweep's two points in one table.
+    let o = cmd(tmp.path(), &["runs"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "a header and four runs:\n{table}");
+    assert!(lines[0].starts_with("name") && lines[0].contains("test_mse") && lines[0].contains("overrides"), "{table}");
+    assert_eq!(lines.iter().filter(|l| l.contains("/000 ") || l.contains("/001 ")).count(), 2, "{table}");
+    assert!(lines[1..].iter().all(|l| l.contains(" done ") && (l.contains(" 2/2 ") || l.contains(" 1/1 "))), "{table}");
+    assert!(table.contains("model.latent_dim=4"), "the overrides that made each run: {table}");
+    let o = cmd(tmp.path(), &["runs", "--json", "--sort", "test_mse", "--reverse"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mse: Vec<f64> = json.as_array().unwrap().iter().map(|r| r["metrics"]["test_mse"].as_f64().unwrap()).collect();
+    assert_eq!(mse.len(), 4);
+    assert!(mse.windows(2).all(|w| w[0] >= w[1]), "largest first: {mse:?}");
+    assert_eq!(json.as_array().unwrap().iter().filter(|r| r["sweep"].is_string()).count(), 2);
+    let o = cmd(tmp.path(), &["runs", "--status", "failed"]).output().unwrap();
+    assert!(o.status.success() && text(&o.stdout).starts_with("no runs under"), "{}", text(&o.stdout));
+    let o = cmd(tmp.path(), &["runs", "--status", "finished"]).output().unwrap();
+    assert!(!o.status.success() && text(&o.stderr).contains("one of pending, running, done"), "{}", text(&o.stderr));
+    let o = cmd(tmp.path(), &["runs", "--sort", "test_mes"]).output().unwrap();
+    assert!(!o.status.success() && text(&o.stderr).contains("did you mean test_mse?"), "{}", text(&o.stderr));
 }

@@ -28,7 +28,7 @@ pub struct RunsArgs {
 }
 
 /// Metrics shown for every run, when any run has them.
-const SHOWN: [&str; 3] = ["test_mse", "test_neg_elbo", "probe_accuracy"];
+const SHOWN: [&str; 3] = ["test_mse", "test_neg_elbo", "linear_probe_accuracy"];
 
 pub fn run(args: &RunsArgs) -> Result<()> {
     let root = crate::train::runs_root(args.dir.clone());
