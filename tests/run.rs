@@ -240,6 +240,46 @@ fn an_interrupt_during_the_report_keeps_the_results_and_resume_draws_it() {
 }
 
 #[test]
+fn no_report_skips_the_figures_until_asked() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let o = run(tmp.path(), &["run", "--quiet", "--no-report", &e, "train=debug"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dir = run_dirs(tmp.path(), "fashion-dense").pop().unwrap();
+    assert_eq!(manifest(&dir)["status"], "done");
+    assert!(dir.join("metrics.csv").is_file() && dir.join("latents.parquet").is_file());
+    assert!(!dir.join("report.html").exists() && !dir.join("plots").exists());
+    // `resume` of the finished run draws the report it skipped.
+    let o = run(tmp.path(), &["resume", "--quiet", &dir.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(dir.join("report.html").is_file() && dir.join("plots/loss.png").is_file());
+
+    let runs = tmp.path().join("swept");
+    let o = run(
+        tmp.path(),
+        &[
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--runs",
+            &runs.display().to_string(),
+            &e,
+            "train=debug",
+            "model.latent_dim=2,4",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sweep = std::fs::read_dir(runs.join("fashion-dense")).unwrap().next().unwrap().unwrap().path();
+    assert!(sweep.join("summary.csv").exists(), "the summary is still written");
+    assert!(!sweep.join("report.html").exists() && !sweep.join("000/report.html").exists());
+    assert!(manifest(&sweep.join("001"))["status"] == "done");
+    let o = run(tmp.path(), &["report", &sweep.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(sweep.join("report.html").is_file() && sweep.join("000/report.html").is_file());
+}
+
+#[test]
 fn a_killed_run_keeps_its_files_and_resumes() {
     common::fashion_mnist_dir();
     let tmp = tempfile::tempdir().unwrap();

@@ -46,6 +46,9 @@ enum Command {
         /// No progress output (logs still go to train.log).
         #[arg(short, long)]
         quiet: bool,
+        /// Skip the figures and report.html (`bottleneck report DIR` draws them later).
+        #[arg(long)]
+        no_report: bool,
     },
     /// Train a grid of runs: `bottleneck sweep experiments/fashion-bottleneck-sweep.toml`.
     ///
@@ -84,6 +87,9 @@ enum Command {
         /// No progress output.
         #[arg(short, long)]
         quiet: bool,
+        /// Skip the figures and report.html (`bottleneck report DIR` draws them later).
+        #[arg(long)]
+        no_report: bool,
     },
     /// Print the resolved config and where each value came from.
     Config {
@@ -128,8 +134,14 @@ fn main() -> ExitCode {
     logging::init(cli.verbose, quiet);
     let result = match cli.command {
         Command::Data { command } => data::run(command),
-        Command::Run { experiment, overrides, runs, quiet } => train::run(&experiment, &overrides, runs, quiet),
-        Command::Resume { run_dir, threads, quiet } => train::resume(&run_dir, threads, quiet),
+        Command::Run { experiment, overrides, runs, quiet, no_report } => {
+            train::skip_report(no_report);
+            train::run(&experiment, &overrides, runs, quiet)
+        }
+        Command::Resume { run_dir, threads, quiet, no_report } => {
+            train::skip_report(no_report);
+            train::resume(&run_dir, threads, quiet)
+        }
         Command::Sweep(args) => sweep::run(args),
         Command::Report { dir } => train::report(&dir),
         Command::Compare { dirs, out } => train::compare(&dirs, &out),

@@ -71,10 +71,15 @@ pub struct SweepArgs {
     /// Only the summary; no per-point lines.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Skip the points' reports and the sweep's (the summary is still written;
+    /// `bottleneck report SWEEP_DIR` draws them all later).
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 /// Runs `bottleneck sweep`.
 pub fn run(args: SweepArgs) -> Result<()> {
+    crate::train::skip_report(args.no_report);
     if let Some(dir) = &args.collect {
         let sweep = Sweep::open(dir)?;
         if args.mark_lost {
@@ -331,9 +336,16 @@ fn report(sweep: &Sweep, interrupted: bool) -> Result<()> {
     // report writes it again with the PCA columns.
     sweep.write_summary()?;
     crate::REPORTING.store(true, Ordering::SeqCst);
-    let page = match bottleneck_analysis::report_sweep(&sweep.path, false) {
-        Ok(page) => Some(page),
-        Err(e) => {
+    let drawn = if bottleneck_train::run::no_report() {
+        tracing::info!("no report (--no-report): `bottleneck report {}` draws it", sweep.path.display());
+        None
+    } else {
+        Some(bottleneck_analysis::report_sweep(&sweep.path, false))
+    };
+    let page = match drawn {
+        None => None,
+        Some(Ok(page)) => Some(page),
+        Some(Err(e)) => {
             tracing::warn!(
                 "drawing the sweep report failed: {e}; retry with `bottleneck report {}`",
                 sweep.path.display()

@@ -154,6 +154,10 @@ fn finish(dir: &RunDir, outcome: Result<Outcome, bottleneck_train::TrainError>) 
             .collect();
             crate::out(&format!("{}\n", shown.join("  ")));
             crate::out(&format!("run dir: {}\n", dir.path.display()));
+            if bottleneck_train::run::no_report() {
+                tracing::info!("no report (--no-report): `bottleneck report {}` draws it", dir.path.display());
+                return Ok(());
+            }
             // The figures are a view of what the run wrote: a failure to draw them is
             // reported, and `bottleneck report` can redraw them, but the run is done.
             crate::REPORTING.store(true, Ordering::SeqCst);
@@ -203,7 +207,8 @@ pub fn resume(path: &Path, threads: Option<usize>, quiet: bool) -> Result<()> {
         None => apply_threads(&cfg),
     };
     logging::attach_file(&dir.file("train.log"))?;
-    if dir.read_manifest()?.status == bottleneck_train::rundir::Status::Done && report_missing(&dir) {
+    let drawn_later = bottleneck_train::run::no_report();
+    if dir.read_manifest()?.status == bottleneck_train::rundir::Status::Done && report_missing(&dir) && !drawn_later {
         // Interrupted while drawing its report (a Slurm task warned of its time limit
         // then requeues itself): the results are saved, only the report is left.
         eprintln!("the run is done but its report was never drawn: drawing it");
@@ -222,6 +227,14 @@ pub fn resume(path: &Path, threads: Option<usize>, quiet: bool) -> Result<()> {
     watch_sweep_parent(&stop);
     let outcome = execute(&dir, true, threads, &stop, &Progress::new(quiet));
     finish(&dir, outcome)
+}
+
+/// `--no-report`: sets [`bottleneck_train::run::NO_REPORT_ENV`] for this process and
+/// the sweep points it starts (before any thread exists).
+pub fn skip_report(skip: bool) {
+    if skip {
+        std::env::set_var(bottleneck_train::run::NO_REPORT_ENV, "1");
+    }
 }
 
 /// Whether a done run's `report.html` (written last by the report) is missing or older

@@ -628,6 +628,34 @@ fn legend_corner(points: &[(f64, f64)]) -> SeriesLabelPosition {
     corners.into_iter().min_by_key(|c| c.1).map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
+impl Lines {
+    /// The legend's corner: the one with the fewest of the chart's points (of lines,
+    /// their segments and bands), in axis units.
+    fn legend_corner(&self, pts: &[(f64, f64)], (x0, x1): (f64, f64), (lo, hi): (f64, f64)) -> SeriesLabelPosition {
+        let scale = self.x_scale;
+        let usable = |x: f64| scale == XScale::Linear || x > 0.0;
+        let y_at = |y: f64| if self.log_y { y.max(1e-300).log10() } else { y };
+        let (ly0, ly1) = (y_at(lo), y_at(hi));
+        let to_unit = |p: &(f64, f64)| {
+            let fy = if ly1 > ly0 { (y_at(p.1) - ly0) / (ly1 - ly0) } else { 0.5 };
+            ((scale.at(p.0) - x0) / (x1 - x0), fy)
+        };
+        let mut unit: Vec<(f64, f64)> = pts.iter().map(to_unit).collect();
+        // The segments between a line's points count too (ten points each).
+        for s in &self.series {
+            let line: Vec<(f64, f64)> =
+                s.points.iter().filter(|p| usable(p.0) && p.1.is_finite()).map(to_unit).collect();
+            for w in line.windows(2) {
+                unit.extend((1..10).map(|t| {
+                    let f = f64::from(t) / 10.0;
+                    (w[0].0 + (w[1].0 - w[0].0) * f, w[0].1 + (w[1].1 - w[0].1) * f)
+                }));
+            }
+        }
+        legend_corner(&unit)
+    }
+}
+
 impl Figure for Lines {
     fn size(&self) -> (u32, u32) {
         (720, 460)
@@ -653,26 +681,7 @@ impl Figure for Lines {
         let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-        // The legend goes in the corner with the fewest points (of lines and bands).
-        let y_at = |y: f64| if self.log_y { y.max(1e-300).log10() } else { y };
-        let (ly0, ly1) = (y_at(lo), y_at(hi));
-        let to_unit = |p: &(f64, f64)| {
-            let fy = if ly1 > ly0 { (y_at(p.1) - ly0) / (ly1 - ly0) } else { 0.5 };
-            ((scale.at(p.0) - x0) / (x1 - x0), fy)
-        };
-        let mut unit: Vec<(f64, f64)> = pts.iter().map(to_unit).collect();
-        // The segments between a line's points count too (ten points each).
-        for s in &self.series {
-            let line: Vec<(f64, f64)> =
-                s.points.iter().filter(|p| usable(p.0) && p.1.is_finite()).map(to_unit).collect();
-            for w in line.windows(2) {
-                unit.extend((1..10).map(|t| {
-                    let f = f64::from(t) / 10.0;
-                    (w[0].0 + (w[1].0 - w[0].0) * f, w[0].1 + (w[1].1 - w[0].1) * f)
-                }));
-            }
-        }
-        let corner = legend_corner(&unit);
+        let corner = self.legend_corner(&pts, (x0, x1), (lo, hi));
         let mut builder = ChartBuilder::on(root);
         // A long title (a long sweep name) in a smaller font, to fit the width.
         let size = if self.title.chars().count() > 60 { 16 } else { 20 };

@@ -34,8 +34,9 @@ pub const GROUPS: [&str; 3] = ["data", "model", "train"];
 pub const ENV_PREFIX: &str = "BOTTLENECK_";
 
 /// Variables with the prefix that are not config keys.
-const ENV_NOT_KEYS: [&str; 6] = [
+const ENV_NOT_KEYS: [&str; 7] = [
     "BOTTLENECK_SWEEP_PARENT",
+    "BOTTLENECK_NO_REPORT",
     "BOTTLENECK_DATA_DIR",
     "BOTTLENECK_CACHE_DIR",
     "BOTTLENECK_CONFIG_DIR",

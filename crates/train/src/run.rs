@@ -78,6 +78,17 @@ pub fn record_lost(dir: &RunDir, m: &mut Manifest, why: &str) -> Result<()> {
     dir.write_manifest(m)
 }
 
+/// Set (to anything) by `--no-report`: a run, resume or sweep point skips drawing its
+/// report, and a sweep its own; a sweep sets it for its points (local processes inherit
+/// it, a Slurm sweep's scripts export it).
+pub const NO_REPORT_ENV: &str = "BOTTLENECK_NO_REPORT";
+
+/// Whether [`NO_REPORT_ENV`] is set.
+#[must_use]
+pub fn no_report() -> bool {
+    std::env::var_os(NO_REPORT_ENV).is_some()
+}
+
 /// Trains the run in `dir`, then records the outcome in the manifest.
 ///
 /// The process first takes the run's lock (a run another process trains is refused,

@@ -59,6 +59,14 @@ fn common_lines(out: &mut String, cfg: &SlurmConfig, cwd: &Path) {
     }
 }
 
+/// `export BOTTLENECK_NO_REPORT=1` when the sweep was started with `--no-report` (not
+/// left to sbatch's environment export, which a cluster may turn off).
+fn no_report_line(out: &mut String) {
+    if crate::run::no_report() {
+        let _ = writeln!(out, "export {}=1", crate::run::NO_REPORT_ENV);
+    }
+}
+
 /// The array job's script for `points` of `sweep`.
 #[must_use]
 pub fn array_script(sweep: &Sweep, points: &[usize], cfg: &SlurmConfig, program: &Path) -> String {
@@ -88,6 +96,7 @@ pub fn array_script(sweep: &Sweep, points: &[usize], cfg: &SlurmConfig, program:
     }
     common_lines(&mut s, cfg, &spec.cwd);
     let _ = writeln!(s, "set -euo pipefail");
+    no_report_line(&mut s);
     let _ = writeln!(s, "# Point index -> run directory.");
     let dirs: Vec<String> = points.iter().map(|&i| format!("[{i}]={}", spec.points[i].dir)).collect();
     let _ = writeln!(s, "DIRS=({})", dirs.join(" "));
@@ -158,6 +167,7 @@ pub fn summary_script(sweep: &Sweep, cfg: &SlurmConfig, program: &Path) -> Strin
     let _ = writeln!(s, "#SBATCH --mem=4G");
     common_lines(&mut s, cfg, &sweep.spec.cwd);
     let _ = writeln!(s, "set -euo pipefail");
+    no_report_line(&mut s);
     let _ = writeln!(
         s,
         "exec {} sweep --collect {} --mark-lost",
