@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use polars::prelude::{ParquetReader, SerReader};
+use polars::prelude::{ChunkCompareEq as _, ParquetReader, SerReader};
 
 use crate::{board, common};
 
@@ -250,6 +250,17 @@ fn no_report_skips_the_figures_until_asked() {
     assert_eq!(manifest(&dir)["status"], "done");
     assert!(dir.join("metrics.csv").is_file() && dir.join("latents.parquet").is_file());
     assert!(!dir.join("report.html").exists() && !dir.join("plots").exists());
+    // The manifest's versions are the ones built in, as Cargo.lock has them.
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
+    let locked = |name: &str| {
+        let head = format!("name = \"{name}\"\nversion = \"");
+        let at = lock.find(&head).unwrap() + head.len();
+        lock[at..].split('"').next().unwrap().to_string()
+    };
+    let versions = &manifest(&dir)["versions"];
+    assert_eq!(versions["candle"].as_str().unwrap(), locked("candle-core"), "{versions}");
+    assert_eq!(versions["polars"].as_str().unwrap(), locked("polars"), "{versions}");
+    assert_eq!(versions["bottleneck"].as_str().unwrap(), env!("CARGO_PKG_VERSION"));
     // `resume` of the finished run draws the report it skipped.
     let o = run(tmp.path(), &["resume", "--quiet", &dir.display().to_string()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -277,6 +288,130 @@ fn no_report_skips_the_figures_until_asked() {
     let o = run(tmp.path(), &["report", &sweep.display().to_string()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(sweep.join("report.html").is_file() && sweep.join("000/report.html").is_file());
+}
+
+/// Every column of a Parquet file as f64 (numbers) or strings.
+fn parquet(path: &Path) -> polars::prelude::DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
+}
+
+#[test]
+fn encode_writes_the_codes_of_any_split_or_other_data() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let o = run(
+        tmp.path(),
+        &["run", "--quiet", "--no-report", &e, "train=debug", "model.latent_dim=4", "data.val_fraction=0.1"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dir = run_dirs(tmp.path(), "fashion-dense").pop().unwrap();
+    let d = dir.display().to_string();
+    let out = tmp.path().join("codes.parquet");
+    let o = run(tmp.path(), &["encode", &d, "--split", "all", "--out", &out.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("train 54000, val 6000, test 10000 rows (k = 4)"), "{}", text(&o.stdout));
+    let df = parquet(&out);
+    let names: Vec<String> = df.get_column_names().iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["split", "index", "label", "z0", "z1", "z2", "z3"]);
+    assert_eq!(df.height(), 70_000);
+    // The test rows are the codes the run itself wrote to latents.parquet.
+    let latents = parquet(&dir.join("latents.parquet"));
+    let test = df.filter(&df.column("split").unwrap().str().unwrap().equal("test")).unwrap();
+    for c in ["label", "z0", "z3"] {
+        assert!(test.column(c).unwrap().equals(latents.column(c).unwrap()), "{c}");
+    }
+
+    // Other data through data.* overrides, normalised as the run's: sprites at 28 x 28
+    // have the run's sample shape; at 32 x 32 they do not.
+    let o = run(
+        tmp.path(),
+        &[
+            "encode",
+            &d,
+            "--out",
+            &tmp.path().join("s.parquet").display().to_string(),
+            "data.name=sprites",
+            "data.samples=500",
+            "data.image_size=28",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = parquet(&tmp.path().join("s.parquet"));
+    let names: Vec<String> = s.get_column_names().iter().map(ToString::to_string).collect();
+    assert!(names.contains(&"factor_shape".to_string()) && names.contains(&"factor_pos_x".to_string()), "{names:?}");
+    assert!(s.height() > 0 && s.height() < 500, "the test split of 500 sprites: {}", s.height());
+    let o = run(
+        tmp.path(),
+        &["encode", &d, "--out", "x.parquet", "data.name=sprites", "data.samples=500", "data.image_size=32"],
+    );
+    assert!(
+        !o.status.success() && text(&o.stderr).contains("shape [1, 32, 32]") && text(&o.stderr).contains("[1, 28, 28]"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(tmp.path(), &["encode", &d, "--out", "x.parquet", "model.latent_dim=8"]);
+    assert!(
+        !o.status.success() && text(&o.stderr).contains("only data.<key>=<value> overrides"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(tmp.path(), &["encode", &d, "--split", "validation", "--out", "x.parquet"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("one of train, val, test, all"), "{}", text(&o.stderr));
+    assert!(!tmp.path().join("x.parquet").exists());
+}
+
+#[test]
+fn resume_epochs_trains_a_finished_run_on() {
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let base = ["--quiet", "--no-report", &e, "train=debug", "model.latent_dim=4"];
+    let o = run(tmp.path(), &[&["run"][..], &base, &["train.epochs=2"]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dir = run_dirs(tmp.path(), "fashion-dense").pop().unwrap();
+    let d = dir.display().to_string();
+    let o = run(tmp.path(), &["resume", "--quiet", "--no-report", "--epochs", "2", &d]);
+    assert!(!o.status.success() && text(&o.stderr).contains("has done 2 epochs"), "{}", text(&o.stderr));
+    let o = run(tmp.path(), &["resume", "--quiet", "--no-report", "--epochs", "3", &d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let m = manifest(&dir);
+    assert_eq!((m["status"].as_str(), m["epochs_done"].as_u64()), (Some("done"), Some(3)), "{m}");
+    assert!(std::fs::read_to_string(dir.join("config.toml")).unwrap().contains("epochs = 3"));
+    assert!(std::fs::read_to_string(dir.join("overrides.txt")).unwrap().ends_with("train.epochs=3\n"));
+    // The same as three epochs in one go (a constant learning rate).
+    let other = tempfile::tempdir().unwrap();
+    let o = run(other.path(), &[&["run"][..], &base, &["train.epochs=3"]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let plain = run_dirs(other.path(), "fashion-dense").pop().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics.csv")).unwrap(),
+        std::fs::read_to_string(plain.join("metrics.csv")).unwrap()
+    );
+    assert_eq!(m["metrics"]["test_mse"], manifest(&plain)["metrics"]["test_mse"]);
+
+    // train.init_from: a new run starts from these weights; another k does not fit.
+    let first_loss = |d: &Path| -> f64 {
+        let csv = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+        csv.lines().nth(1).unwrap().split(',').nth(1).unwrap().parse().unwrap()
+    };
+    let warm = tempfile::tempdir().unwrap();
+    let init = format!("train.init_from={d}");
+    let o = run(warm.path(), &[&["run"][..], &base, &[&init]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let started = run_dirs(warm.path(), "fashion-dense").pop().unwrap();
+    assert!(
+        first_loss(&started) < first_loss(&dir),
+        "a warm start's first epoch ({}) beats the cold start's ({})",
+        first_loss(&started),
+        first_loss(&dir)
+    );
+    let o = run(warm.path(), &["run", "--quiet", "--no-report", &e, "train=debug", "model.latent_dim=8", &init]);
+    let err = text(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("train.init_from") && err.contains("[4, 256]") && err.contains("[8, 256]"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -89,6 +89,7 @@ fn check_png(path: &Path) {
 fn check_report(dir: &Path) {
     check_png(&dir.join("plots/sweep_curve.png"));
     check_png(&dir.join("plots/probe_curve.png"));
+    check_png(&dir.join("plots/dimensions_curve.png"));
     // The analysis metrics and the PCA baseline join the summary.
     let df = summary(dir);
     for col in ["linear_probe_accuracy", "knn_accuracy", "trustworthiness", "pca_probe_accuracy"] {
@@ -123,7 +124,11 @@ fn check_report(dir: &Path) {
     }
     // In a real browser: no console errors, every image decoded.
     let browser = crate::browser::Driver::start();
-    assert_eq!(browser.check(&dir.join("report.html")), 8, "two sweep curves and six latent spaces");
+    assert_eq!(
+        browser.check(&dir.join("report.html")),
+        9,
+        "three sweep curves (error, probe, dimensions) and six latent spaces"
+    );
     assert_eq!(
         browser.check(&dir.join("000/report.html")),
         6,

@@ -77,6 +77,21 @@ enum Command {
     /// One table of every run and sweep point under runs/ (or DIR): name, status, the
     /// overrides that made it, epochs, test metrics, path.
     Runs(runs::RunsArgs),
+    /// A trained encoder as a feature extractor: the codes of a split of the run's data, or
+    /// of other data (data.* overrides), with labels and known factors, as Parquet:
+    /// `bottleneck encode runs/fashion-dense/T --split all --out codes.parquet [data.name=mnist]`.
+    Encode {
+        /// The run directory (runs/NAME/TIMESTAMP).
+        run_dir: PathBuf,
+        /// train, val, test or all.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// The Parquet file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// data.<key>=<value> overrides: encode other data of the same sample shape.
+        overrides: Vec<String>,
+    },
     /// Continue an interrupted run from its last checkpoint.
     Resume {
         /// The run directory (runs/NAME/TIMESTAMP).
@@ -84,6 +99,10 @@ enum Command {
         /// Worker threads (default: train.threads of the run's config; 0 there = all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Train on to this many epochs (a finished run too): train.epochs is set to N in
+        /// its config.toml and the schedule recomputed for N.
+        #[arg(long)]
+        epochs: Option<usize>,
         /// No progress output.
         #[arg(short, long)]
         quiet: bool,
@@ -138,14 +157,15 @@ fn main() -> ExitCode {
             train::skip_report(no_report);
             train::run(&experiment, &overrides, runs, quiet)
         }
-        Command::Resume { run_dir, threads, quiet, no_report } => {
+        Command::Resume { run_dir, threads, epochs, quiet, no_report } => {
             train::skip_report(no_report);
-            train::resume(&run_dir, threads, quiet)
+            train::resume(&run_dir, threads, epochs, quiet)
         }
         Command::Sweep(args) => sweep::run(args),
         Command::Report { dir } => train::report(&dir),
         Command::Compare { dirs, out } => train::compare(&dirs, &out),
         Command::Runs(args) => runs::run(&args),
+        Command::Encode { run_dir, split, out, overrides } => train::encode(&run_dir, &split, &overrides, &out),
         Command::Config { experiment, overrides } => train::config(&experiment, &overrides),
     };
     match result {

@@ -192,8 +192,12 @@ pub fn run(experiment: &Path, overrides: &[String], runs: Option<PathBuf>, quiet
 
 /// `bottleneck resume RUN_DIR [--threads N]`: continues a run from its last checkpoint,
 /// or trains a sweep's pending point from its first epoch.
-pub fn resume(path: &Path, threads: Option<usize>, quiet: bool) -> Result<()> {
+pub fn resume(path: &Path, threads: Option<usize>, epochs: Option<usize>, quiet: bool) -> Result<()> {
     let dir = RunDir::open(path)?;
+    if let Some(n) = epochs {
+        let before = bottleneck_train::run::extend(&dir, n)?;
+        tracing::info!("train.epochs {before} -> {n} in {}", dir.file("config.toml").display());
+    }
     let cfg = dir.read_config()?;
     // A hand-edited config.toml is not resolved again: the resolve-time checks (the
     // thread count among them) run on it before any worker pool starts.
@@ -263,6 +267,25 @@ fn watch_sweep_parent(stop: &Arc<AtomicBool>) {
             return;
         }
     });
+}
+
+/// `bottleneck encode RUN_DIR --split S --out FILE [data.key=value...]`.
+pub fn encode(path: &Path, split: &str, overrides: &[String], out: &Path) -> Result<()> {
+    let dir = RunDir::open(path)?;
+    let cfg = dir.read_config()?;
+    bottleneck_train::config::check_saved(&cfg, &dir.file("config.toml"))?;
+    apply_threads(&cfg);
+    let t0 = std::time::Instant::now();
+    let done = bottleneck_train::encode::encode(&dir, split, overrides, out)?;
+    let rows: Vec<String> = done.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    crate::out(&format!(
+        "encoded {} rows (k = {}) in {:.1} s: {}\n",
+        rows.join(", "),
+        done.k,
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    ));
+    Ok(())
 }
 
 /// `bottleneck report DIR`: redraws a run's or a sweep's figures and report.html.

@@ -38,11 +38,20 @@ const SHOWN: [&str; 14] = [
 /// (x, y) points of a line.
 type Points = Vec<(f64, f64)>;
 
-/// A short name for a directory: its last two components (`fashion-dense/2026-…`).
+/// A short name for a directory: its last two components (`fashion-dense/2026-…`); a
+/// sweep point adds the swept values that made it (`…/000 model.beta=1.0 seed=0`).
 fn label(dir: &Path) -> String {
     let parts: Vec<String> =
         dir.components().rev().take(2).map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+    let name = parts.into_iter().rev().collect::<Vec<_>>().join("/");
+    let in_sweep = dir.parent().is_some_and(|p| p.join(bottleneck_train::sweep::SWEEP_FILE).is_file());
+    let swept = std::fs::read_to_string(dir.join("overrides.txt")).unwrap_or_default();
+    let swept: Vec<&str> = swept.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if in_sweep && !swept.is_empty() {
+        format!("{name} {}", swept.join(" "))
+    } else {
+        name
+    }
 }
 
 /// One compared run: its label, report, metrics and loss per epoch.

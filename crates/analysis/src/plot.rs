@@ -682,6 +682,16 @@ impl Figure for Lines {
         let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let corner = self.legend_corner(&pts, (x0, x1), (lo, hi));
+        // Which x values get a label: each one at least 1/25 of the axis from the last
+        // labelled (so 20 epochs are all labelled, close sizes not all).
+        let mut labelled = vec![false; xs.len()];
+        let mut last = f64::NEG_INFINITY;
+        for (i, &x) in xs.iter().enumerate() {
+            if x - last >= (x1 - x0) / 25.0 {
+                labelled[i] = true;
+                last = x;
+            }
+        }
         let mut builder = ChartBuilder::on(root);
         // A long title (a long sweep name) in a smaller font, to fit the width.
         let size = if self.title.chars().count() > 60 { 16 } else { 20 };
@@ -701,7 +711,7 @@ impl Figure for Lines {
                         // close ones), found among many evenly spaced label slots.
                         let slot = (x1 - x0) / LABEL_SLOTS as f64;
                         match xs.iter().position(|t| (t - v).abs() <= slot / 2.0) {
-                            Some(i) if i == 0 || xs[i] - xs[i - 1] > (x1 - x0) / 20.0 => tick_label(raw_x[i]),
+                            Some(i) if labelled[i] => tick_label(raw_x[i]),
                             _ => String::new(),
                         }
                     })

@@ -25,27 +25,34 @@ pub fn read_table(format: Format, path: &Path) -> Result<DataFrame> {
     let mut head = [0u8; 4];
     let n = std::io::Read::read(&mut fs_err::File::open(path)?, &mut head)?;
     let parquet = n == 4 && &head == b"PAR1";
-    match (format, parquet) {
+    // The file decides where it can: Parquet's magic, else a text extension; a
+    // `.parquet` file without the magic, or a text file of another name under
+    // `parquet`, is an error.
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let text_name = matches!(ext.as_deref(), Some("csv" | "tsv" | "txt"));
+    let format = match (format, parquet) {
+        (Format::Csv, true) => {
+            tracing::warn!(
+                "{}: a Parquet file (it starts with PAR1) under data.name = \"csv\": reading it as Parquet",
+                path.display()
+            );
+            Format::Parquet
+        }
+        (Format::Parquet, false) if text_name => {
+            tracing::warn!("{}: a text file under data.name = \"parquet\": reading it as CSV", path.display());
+            Format::Csv
+        }
         (Format::Parquet, false) => {
             return Err(DataError::WrongTable {
                 path: path.into(),
-                found: "text (CSV?), not Parquet",
+                found: "text (CSV?), not Parquet (no PAR1 magic)",
                 expected: "Parquet",
                 source_name: "parquet",
                 use_name: "csv",
             })
         }
-        (Format::Csv, true) => {
-            return Err(DataError::WrongTable {
-                path: path.into(),
-                found: "Parquet",
-                expected: "CSV",
-                source_name: "csv",
-                use_name: "parquet",
-            })
-        }
-        _ => {}
-    }
+        (f, _) => f,
+    };
     let df = match format {
         Format::Parquet => {
             let (file, _) = fs_err::File::open(path)?.into_parts();

@@ -266,3 +266,25 @@ fn unknown_dataset_and_bad_ranges() {
     let e = DataConfig { test_fraction: 0.0, ..DataConfig::default() }.validate().unwrap_err();
     assert!(e.to_string().contains("data.test_fraction"), "{e}");
 }
+
+#[test]
+fn the_table_format_comes_from_the_file_where_the_name_disagrees() {
+    use polars::prelude::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut df = df!("f1" => [1.0f64, 2.0, 3.0, 4.0, 5.0], "y" => [0i64, 1, 0, 1, 2]).unwrap();
+    // A Parquet file under the csv source (and a misleading name) reads as Parquet.
+    let pq = tmp.path().join("actually-parquet.csv");
+    ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
+    let ds = RawDataset::load(&table_cfg("csv", &pq, "y"), 0).unwrap();
+    assert_eq!(ds.train.len() + ds.test.len(), 5);
+    // A .csv file under the parquet source reads as CSV.
+    let csv = tmp.path().join("t.csv");
+    std::fs::write(&csv, "f1,y\n1,0\n2,1\n3,0\n4,1\n5,2\n").unwrap();
+    let ds = RawDataset::load(&table_cfg("parquet", &csv, "y"), 0).unwrap();
+    assert_eq!(ds.train.len() + ds.test.len(), 5);
+    // Text named .parquet: no way to tell what was meant.
+    let fake = tmp.path().join("t.parquet");
+    std::fs::write(&fake, "f1,y\n1,0\n").unwrap();
+    let e = RawDataset::load(&table_cfg("parquet", &fake, "y"), 0).unwrap_err().to_string();
+    assert!(e.contains("t.parquet") && e.contains("no PAR1 magic") && e.contains("data.name = \"csv\""), "{e}");
+}

@@ -3,7 +3,7 @@
 //! the loop state as string metadata. Written atomically.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor, Var};
 
@@ -159,6 +159,43 @@ pub fn load_weights(path: &Path, vars: &[(String, Var)]) -> Result<()> {
         var.set(&t.to_device(var.device())?)?;
     }
     Ok(())
+}
+
+/// `train.init_from`: copies another run's weights (its best checkpoint, else its last)
+/// into `vars`. Every weight of the model must be there with its shape; the error names
+/// those that are not (the optimiser starts afresh).
+pub fn init_from(run: &Path, vars: &[(String, Var)]) -> Result<PathBuf> {
+    let bad = |reason: String| TrainError::Config(format!("train.init_from = \"{}\": {reason}", run.display()));
+    let ckpt = [run.join("checkpoints/best.safetensors"), run.join("checkpoints/last.safetensors")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| bad("no checkpoints/best.safetensors or last.safetensors there (expected a run directory runs/NAME/TIMESTAMP that has trained)".into()))?;
+    let bytes = fs_err::read(&ckpt)?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+    let mut wrong = Vec::new();
+    for (name, var) in vars {
+        match tensors.get(name) {
+            None => wrong.push(format!("`{name}` is missing")),
+            Some(t) if t.dims() != var.dims() => {
+                wrong.push(format!("`{name}` has shape {:?} there, {:?} here", t.dims(), var.dims()));
+            }
+            Some(_) => {}
+        }
+    }
+    if !wrong.is_empty() {
+        let n = wrong.len();
+        wrong.truncate(6);
+        return Err(bad(format!(
+            "{n} of the model's {} weights do not match ({}{}); warm starts need the same model kind and sizes",
+            vars.len(),
+            wrong.join("; "),
+            if n > 6 { "; ..." } else { "" }
+        )));
+    }
+    for (name, var) in vars {
+        var.set(&tensors[name].to_device(var.device())?)?;
+    }
+    Ok(ckpt)
 }
 
 #[cfg(test)]

@@ -347,6 +347,24 @@ pub fn parse_override(text: &str) -> Result<Override> {
     Ok(Override::Set { key: k.into(), value: v.trim().into(), add })
 }
 
+/// A relative path (`data.path`, `train.init_from`) is relative to the file that set it
+/// (the experiment file, a group file), or to the working directory when the command
+/// line or the environment set it; `config.toml` records it absolute, so the run reads
+/// the same file from anywhere.
+fn resolve_path(path: &str, key: &str, layers: &[Layer]) -> String {
+    if path.is_empty() || Path::new(path).is_absolute() {
+        return path.to_string();
+    }
+    let base = layers
+        .iter()
+        .rev()
+        .find(|l| lookup(&l.dict, key).is_some())
+        .and_then(|l| l.file.as_deref())
+        .and_then(Path::parent);
+    let joined = base.map_or_else(|| PathBuf::from(path), |b| b.join(path));
+    std::fs::canonicalize(&joined).or_else(|_| std::path::absolute(&joined)).unwrap_or(joined).display().to_string()
+}
+
 /// Resolves an experiment file with overrides and this process's environment.
 pub fn resolve(experiment: &Path, overrides: &[String]) -> Result<Resolved> {
     resolve_with_env(experiment, overrides, std::env::vars())
@@ -441,6 +459,8 @@ pub fn resolve_with_env(
     }
     let mut config: ExperimentConfig = figment.extract().map_err(|e| explain(&e, &layers))?;
     config.defaults = defaults;
+    config.data.path = resolve_path(&config.data.path, "data.path", &layers);
+    config.train.init_from = resolve_path(&config.train.init_from, "train.init_from", &layers);
     let resolved = Resolved { config, experiment: experiment.into(), overrides: overrides.to_vec(), layers };
     validate(&resolved)?;
     Ok(resolved)
@@ -564,6 +584,27 @@ fn out_of_range(r: &dyn Sources, key: &str, value: &str, allowed: &str) -> Train
 
 /// Checks a run's saved config again, as [`resolve`] checked it (`resume` reads a file
 /// that may have been edited since): errors name the key and its line in `path`.
+/// `cfg` with `data.<key>=<value>` overrides applied (for `bottleneck encode`, which
+/// encodes other data with a trained run); any other override is an error naming it.
+pub fn override_data(cfg: &ExperimentConfig, overrides: &[String]) -> Result<ExperimentConfig> {
+    let mut figment = Figment::from(figment::providers::Serialized::defaults(cfg.clone()));
+    for text in overrides {
+        match parse_override(text)? {
+            Override::Set { key, value, .. } if key.starts_with("data.") => {
+                let mut dict = Dict::new();
+                insert(&mut dict, &key, parse_value(&value));
+                figment = figment.merge(figment::providers::Serialized::defaults(dict));
+            }
+            _ => {
+                return Err(TrainError::Config(format!(
+                    "`{text}`: only data.<key>=<value> overrides choose the data to encode (data.name=mnist, data.path=new.csv); the model and its training stay the run's"
+                )))
+            }
+        }
+    }
+    figment.extract().map_err(|e| TrainError::Config(format!("the data overrides {}: {e}", overrides.join(" "))))
+}
+
 pub fn check_saved(cfg: &ExperimentConfig, path: &Path) -> Result<()> {
     validate_config(cfg, &Saved(path))
 }

@@ -27,8 +27,11 @@ pub fn write_new(dir: &RunDir, resolved: &Resolved, threads: usize, status: Stat
     let cfg = &resolved.config;
     let mut versions = BTreeMap::new();
     versions.insert("bottleneck".into(), env!("CARGO_PKG_VERSION").into());
-    versions.insert("candle".into(), "0.11".into());
-    versions.insert("polars".into(), "0.55".into());
+    // The exact versions this binary was built with (crates/train/build.rs, Cargo.lock).
+    versions.insert("candle".into(), env!("BOTTLENECK_VERSION_CANDLE_CORE").into());
+    versions.insert("candle-nn".into(), env!("BOTTLENECK_VERSION_CANDLE_NN").into());
+    versions.insert("polars".into(), env!("BOTTLENECK_VERSION_POLARS").into());
+    versions.insert("safetensors".into(), env!("BOTTLENECK_VERSION_SAFETENSORS").into());
     let mut m = Manifest {
         seed: cfg.seed,
         device: cfg.device.clone(),
@@ -87,6 +90,53 @@ pub const NO_REPORT_ENV: &str = "BOTTLENECK_NO_REPORT";
 #[must_use]
 pub fn no_report() -> bool {
     std::env::var_os(NO_REPORT_ENV).is_some()
+}
+
+/// `bottleneck resume RUN --epochs N`: sets `train.epochs = N` in the run's
+/// `config.toml` (and `overrides.txt`), so that the next resume trains on from the last
+/// checkpoint to N epochs, the learning-rate schedule recomputed for N; a finished run
+/// becomes `interrupted` for it. N must exceed the epochs done; a run that is being
+/// trained is left alone. Returns the epochs the config had.
+pub fn extend(dir: &RunDir, epochs: usize) -> Result<usize> {
+    let mut manifest = dir.read_manifest()?;
+    if manifest.status == Status::Running {
+        return Err(TrainError::Run {
+            path: dir.path.clone(),
+            reason: format!("the run is being trained ({}); extend it once it has stopped", manifest.owner()),
+        });
+    }
+    let done = crate::checkpoint::read_state(&dir.last_checkpoint())
+        .map_err(|_| TrainError::Run {
+            path: dir.path.clone(),
+            reason: "no checkpoint to continue from: `--epochs` extends a run that has trained".into(),
+        })?
+        .epoch;
+    if epochs <= done {
+        return Err(TrainError::Config(format!(
+            "--epochs {epochs}: the run has done {done} epochs; give more than that to train on"
+        )));
+    }
+    let mut cfg = dir.read_config()?;
+    let before = cfg.train.epochs;
+    cfg.train.epochs = epochs;
+    crate::config::check_saved(&cfg, &dir.file("config.toml"))?;
+    let mut overrides: Vec<String> = std::fs::read_to_string(dir.file("overrides.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("train.epochs="))
+        .map(String::from)
+        .collect();
+    overrides.push(format!("train.epochs={epochs}"));
+    dir.write_config(&cfg, &overrides)?;
+    if manifest.status == Status::Done {
+        manifest.set_status(
+            Status::Interrupted,
+            Some(format!("extended from {before} to {epochs} epochs; `bottleneck resume` continues")),
+        );
+        dir.write_manifest(&manifest)?;
+    }
+    Ok(before)
 }
 
 /// Trains the run in `dir`, then records the outcome in the manifest.

@@ -2,6 +2,7 @@
 //! stopping, interruption and failure handling, then test metrics and latents.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -187,7 +188,7 @@ pub fn train(
     tracing::info!("data {}: {sizes}\n{}", data.name, model.summary());
     let tc = &cfg.train;
     let mut opt = Optimizer::new(tc, named_vars(&varmap))?;
-    let mut st = if resume { checkpoint::load(&dir.last_checkpoint(), &mut opt)? } else { LoopState::default() };
+    let mut st = start_state(dir, tc, resume, &mut opt)?;
     let full = Batcher::new(&data.train, tc.batch_size).num_batches();
     let per_epoch = if tc.max_batches > 0 { full.min(tc.max_batches) } else { full };
     check_position(dir, &st, tc.batch_size, per_epoch)?;
@@ -284,6 +285,19 @@ pub fn train(
     board.scalars(st.step, &metrics.iter().map(|(k, v)| (format!("test/{k}"), *v)).collect::<Vec<_>>());
     board.flush();
     Ok(Outcome::Done { metrics, early_stopped })
+}
+
+/// Where training starts: the last checkpoint when resuming; else the first step, from
+/// `train.init_from`'s weights when it names a run.
+fn start_state(dir: &RunDir, tc: &crate::TrainConfig, resume: bool, opt: &mut Optimizer) -> Result<LoopState> {
+    if resume {
+        return checkpoint::load(&dir.last_checkpoint(), opt);
+    }
+    if !tc.init_from.is_empty() {
+        let from = checkpoint::init_from(Path::new(&tc.init_from), opt.params())?;
+        tracing::info!("weights from {} (train.init_from)", from.display());
+    }
+    Ok(LoopState::default())
 }
 
 /// The finished epoch's row of `metrics.csv`.

@@ -80,6 +80,9 @@ pub struct TrainConfig {
     /// TensorBoard event files in the run's `tb/` (loss, terms, learning rate, test
     /// metrics, the report's figures and the embedding projector).
     pub tensorboard: bool,
+    /// A run directory whose weights (best checkpoint, else last) start this run instead
+    /// of a fresh initialisation; every weight must match by name and shape. Empty: off.
+    pub init_from: String,
 }
 
 impl Default for TrainConfig {
@@ -106,6 +109,7 @@ impl Default for TrainConfig {
             eval_batch_size: 1000,
             nll_samples: 100,
             tensorboard: true,
+            init_from: String::new(),
         }
     }
 }

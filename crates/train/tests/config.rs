@@ -233,3 +233,17 @@ fn provenance_lists_every_key_once() {
     keys.dedup();
     assert_eq!(keys.len(), n);
 }
+
+#[test]
+fn a_relative_data_path_is_relative_to_the_file_that_set_it() {
+    // Set in experiments/csv-tabular.toml: relative to experiments/, recorded absolute.
+    let r = resolve("csv-tabular", &[], &[]).unwrap();
+    let table = std::fs::canonicalize(root().join("examples/data/blobs8.csv")).unwrap();
+    assert_eq!(Path::new(&r.config.data.path), table);
+    // On the command line: relative to the working directory.
+    let r = resolve("csv-tabular", &["data.path=some/table.csv"], &[]).unwrap();
+    assert_eq!(Path::new(&r.config.data.path), std::env::current_dir().unwrap().join("some/table.csv"));
+    // Absolute paths stay as they are.
+    let r = resolve("csv-tabular", &["data.path=/data/t.csv"], &[]).unwrap();
+    assert_eq!(r.config.data.path, "/data/t.csv");
+}
