@@ -89,7 +89,7 @@ enum Command {
         /// The Parquet file to write.
         #[arg(long)]
         out: PathBuf,
-        /// data.<key>=<value> overrides: encode other data of the same sample shape.
+        /// data.KEY=VALUE overrides: encode other data of the same sample shape.
         overrides: Vec<String>,
     },
     /// Continue an interrupted run from its last checkpoint.
