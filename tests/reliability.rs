@@ -333,6 +333,8 @@ fn tiny_data_skips_what_it_cannot_measure_and_empty_splits_are_config_errors() {
     assert!(analysis["metrics"].as_object().unwrap().values().all(serde_json::Value::is_number), "{analysis}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("t-SNE skipped"), "the report says what it left out");
+    // It says how many samples each measurement used: the six test rows there are.
+    assert!(html.contains("scored on 6 test codes") && html.contains("unit metrics: 6 test codes"), "{html}");
     // Every number in the manifest reads back (no JSON null for a non-finite metric).
     assert!(manifest(&dir)["metrics"]["test_mse"].is_number());
     let o = run(tmp.path(), &["report", &dir.display().to_string()]);

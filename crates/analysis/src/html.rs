@@ -61,7 +61,7 @@ pub fn number(v: f64) -> String {
 pub fn run_page(
     dir: &Path,
     m: &Manifest,
-    measured: &BTreeMap<String, f64>,
+    (measured, how): (&BTreeMap<String, f64>, &[String]),
     figs: &[Fig],
     notes: &[String],
     config: &str,
@@ -95,10 +95,8 @@ pub fn run_page(
         let _ = writeln!(b, "</table>");
     }
     if !measured.is_empty() {
-        let _ = writeln!(
-            b,
-            "<h2>What the code keeps</h2>\n<p>Linear probe: softmax regression on 10,000 training codes, scored on 10,000 test codes; kNN: 5 nearest training codes; trustworthiness: 5 neighbours, 1,000 test images.</p>\n<table>"
-        );
+        // The sample sizes actually used (a small test split uses fewer).
+        let _ = writeln!(b, "<h2>What the code keeps</h2>\n<p>{}.</p>\n<table>", escape(&how.join("; ")));
         for (k, v) in measured {
             let _ = writeln!(b, "<tr><th class=\"l\">{}</th><td>{v:.4}</td></tr>", escape(k));
         }

@@ -653,6 +653,7 @@ fn unit_metrics(
     seed: u64,
     batch: usize,
     skipped: &mut Vec<String>,
+    how: &mut Vec<String>,
 ) -> Result<(BTreeMap<String, f64>, serde_json::Value)> {
     use crate::disentangle::{self as dis, Codes, FactorValues};
     let mut out = BTreeMap::new();
@@ -670,6 +671,7 @@ fn unit_metrics(
     let variances = dis::unit_variances(view);
     out.insert("active_units".into(), dis::active_units(&variances) as f64);
     let few = &pick[..pick.len().min(TWO_NN_POINTS)];
+    how.push(format!("unit metrics: {} test codes; TwoNN: {} codes and their inputs", pick.len(), few.len()));
     match dis::two_nn(&z32[..few.len() * k], k) {
         Some(d) => {
             out.insert("intrinsic_dim_codes".into(), d);
@@ -721,7 +723,13 @@ fn unit_metrics(
 /// test splits), and trustworthiness at k = 5 of 1,000 test codes against the images.
 /// A metric there are too few samples for is skipped with a note in `skipped`; a
 /// non-finite value is left out the same way.
-fn latent_metrics(s: &Setup, seed: u64, batch: usize, skipped: &mut Vec<String>) -> Result<BTreeMap<String, f64>> {
+fn latent_metrics(
+    s: &Setup,
+    seed: u64,
+    batch: usize,
+    skipped: &mut Vec<String>,
+    how: &mut Vec<String>,
+) -> Result<BTreeMap<String, f64>> {
     let mut out = BTreeMap::new();
     let model: &dyn Autoencoder = s.model.as_ref();
     let (ntr, nte) = (s.data.train.len(), s.data.test.len());
@@ -731,6 +739,7 @@ fn latent_metrics(s: &Setup, seed: u64, batch: usize, skipped: &mut Vec<String>)
         let high = crate::pca::flat(&s.data.test.xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?)?;
         let low = encode_rows(model, &s.data.test.xs, &few, batch, &s.device)?;
         out.insert("trustworthiness".into(), trustworthiness(&high, &low, NEIGHBOURS)?);
+        how.push(format!("trustworthiness: {NEIGHBOURS} neighbours, {} test images", few.len()));
     } else {
         skipped.push(format!("trustworthiness: {nte} test samples, it needs at least {TRUST_MIN_POINTS}"));
     }
@@ -756,6 +765,14 @@ fn latent_metrics(s: &Setup, seed: u64, batch: usize, skipped: &mut Vec<String>)
     };
     out.insert("linear_probe_accuracy".into(), linear_probe(&train, &test)?);
     out.insert("knn_accuracy".into(), knn_accuracy(&train, &test)?);
+    how.insert(
+        0,
+        format!(
+            "linear probe: softmax regression on {} training codes, scored on {} test codes; kNN: {NEIGHBOURS} nearest of those training codes",
+            tr.len(),
+            te.len()
+        ),
+    );
     Ok(keep_finite(out, skipped))
 }
 
@@ -816,6 +833,8 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
     let mut measured = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut units = serde_json::Value::Null;
+    // How the metrics were measured (sample sizes), for the report's text.
+    let mut how: Vec<String> = Vec::new();
     match &setup_result {
         Ok(s) => match load_trained(&dir, s) {
             Ok(true) => {
@@ -831,12 +850,12 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
                     Err(e) => notes.push(format!("code figures: {e}")),
                 }
                 lap("image grids");
-                match latent_metrics(s, cfg.seed, cfg.train.eval_batch_size, &mut skipped) {
+                match latent_metrics(s, cfg.seed, cfg.train.eval_batch_size, &mut skipped, &mut how) {
                     Ok(m) => measured = m,
                     Err(e) => notes.push(format!("probe, kNN and trustworthiness: {e}")),
                 }
                 lap("probe, kNN and trustworthiness");
-                match unit_metrics(s, cfg.seed, cfg.train.eval_batch_size, &mut skipped) {
+                match unit_metrics(s, cfg.seed, cfg.train.eval_batch_size, &mut skipped, &mut how) {
                     Ok((m, d)) => {
                         measured.extend(m);
                         match factor_map(&dir, &name, &d) {
@@ -870,7 +889,7 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
     }
     let config_text = fs_err::read_to_string(dir.file("config.toml")).unwrap_or_default();
     let in_sweep = dir.path.parent().is_some_and(|p| p.join(bottleneck_train::sweep::SWEEP_FILE).is_file());
-    let page = html::run_page(&dir.path, &manifest, &measured, &figs, &notes, &config_text, in_sweep);
+    let page = html::run_page(&dir.path, &manifest, (&measured, &how), &figs, &notes, &config_text, in_sweep);
     let out = dir.file("report.html");
     bottleneck_data::atomic::write_atomic(&out, page.as_bytes())?;
     Ok(out)
