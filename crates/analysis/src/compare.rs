@@ -44,9 +44,8 @@ fn label(dir: &Path) -> String {
     let parts: Vec<String> =
         dir.components().rev().take(2).map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     let name = parts.into_iter().rev().collect::<Vec<_>>().join("/");
-    let in_sweep = dir.parent().is_some_and(|p| p.join(bottleneck_train::sweep::SWEEP_FILE).is_file());
-    let swept = std::fs::read_to_string(dir.join("overrides.txt")).unwrap_or_default();
-    let swept: Vec<&str> = swept.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let in_sweep = dir.parent().is_some_and(|p| p.join(SWEEP_FILE).is_file());
+    let swept = RunDir { path: dir.to_path_buf() }.read_overrides();
     if in_sweep && !swept.is_empty() {
         format!("{name} {}", swept.join(" "))
     } else {

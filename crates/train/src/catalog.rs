@@ -80,25 +80,13 @@ fn entry(path: &Path, sweep: Option<&Path>) -> Entry {
         Some(s) => format!("{}/{}", folder(s), folder(path)),
         None => folder(path),
     };
-    let overrides: Vec<String> = std::fs::read_to_string(dir.file("overrides.txt"))
-        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
-        .unwrap_or_default();
+    let overrides = dir.read_overrides();
     let epochs = dir.read_config().ok().map(|c| c.train.epochs);
     match dir.read_manifest() {
         Ok(m) => {
             let mut metrics = m.metrics.clone();
-            // The report's metrics, as the sweep summary names them.
-            if let Ok(text) = std::fs::read_to_string(dir.file("analysis.json")) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                    if let Some(obj) = v.get("metrics").and_then(serde_json::Value::as_object) {
-                        for (k, x) in obj {
-                            if let Some(x) = x.as_f64() {
-                                metrics.insert(k.clone(), x);
-                            }
-                        }
-                    }
-                }
-            }
+            // The report's metrics, as the sweep summary joins them.
+            metrics.extend(crate::sweep::analysis_metrics(&dir));
             Entry {
                 name: m.name,
                 timestamp,

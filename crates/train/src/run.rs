@@ -120,13 +120,8 @@ pub fn extend(dir: &RunDir, epochs: usize) -> Result<usize> {
     let before = cfg.train.epochs;
     cfg.train.epochs = epochs;
     crate::config::check_saved(&cfg, &dir.file("config.toml"))?;
-    let mut overrides: Vec<String> = std::fs::read_to_string(dir.file("overrides.txt"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("train.epochs="))
-        .map(String::from)
-        .collect();
+    let mut overrides: Vec<String> =
+        dir.read_overrides().into_iter().filter(|l| !l.starts_with("train.epochs=")).collect();
     overrides.push(format!("train.epochs={epochs}"));
     dir.write_config(&cfg, &overrides)?;
     if manifest.status == Status::Done {

@@ -413,6 +413,18 @@ impl RunDir {
         Ok(write_atomic(&self.file("overrides.txt"), o.as_bytes())?)
     }
 
+    /// The `key=value` lines of `overrides.txt` (none when it is missing).
+    #[must_use]
+    pub fn read_overrides(&self) -> Vec<String> {
+        std::fs::read_to_string(self.file("overrides.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
     /// Reads `config.toml`.
     pub fn read_config(&self) -> Result<ExperimentConfig> {
         let path = self.file("config.toml");
