@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use bottleneck_data::{fetch, find_source, source, DataConfig, Format, Normalize, RawDataset, SearchPath, SOURCES};
+use bottleneck_data::{
+    fetch, find_source, hub, source, DataConfig, DataError, Format, Normalize, RawDataset, SearchPath, SOURCES,
+};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -29,26 +31,34 @@ pub enum DataCommand {
         /// Tables: feature columns, comma-separated (default: all but the label).
         #[arg(long, value_delimiter = ',')]
         features: Vec<String>,
+        /// Hub: the Hugging Face dataset id (see `bottleneck data list`).
+        #[arg(long)]
+        repo: Option<String>,
         /// Seed for generated sets and table splits.
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Download a dataset from its canonical mirrors into the cache dir, checking SHA-256.
+    /// Download a dataset from its canonical mirrors into the cache dir, checking SHA-256;
+    /// `fetch hub --repo ID` downloads a Hugging Face dataset into the hub cache.
     Fetch {
         /// Source name.
         name: String,
         /// Use this mirror (base URL) instead of the canonical ones.
         #[arg(long)]
         mirror: Vec<String>,
+        /// Hub: the Hugging Face dataset id.
+        #[arg(long)]
+        repo: Option<String>,
     },
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::List => list(),
-        DataCommand::Inspect { name, dir, path, label, features, seed } => {
+        DataCommand::Inspect { name, dir, path, label, features, repo, seed } => {
             let cfg = DataConfig {
                 name,
+                repo: repo.unwrap_or_default(),
                 dir: dir.map(|d| d.display().to_string()).unwrap_or_default(),
                 path: path.map(|p| p.display().to_string()).unwrap_or_default(),
                 label: label.unwrap_or_default(),
@@ -58,8 +68,16 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             };
             inspect(&cfg, seed)
         }
-        DataCommand::Fetch { name, mirror } => {
+        DataCommand::Fetch { name, mirror, repo } => {
             let src = find_source(&name)?;
+            if src.format == Format::Hub {
+                let repo = repo.context("`data fetch hub` needs --repo ID (see `bottleneck data list`)")?;
+                for path in hub::fetch(&repo)? {
+                    crate::out(&format!("{}\n", path.display()));
+                }
+                crate::out(&format!("{repo} is in the Hugging Face cache\n"));
+                return Ok(());
+            }
             let root = source::cache_root().context("no cache directory: set BOTTLENECK_CACHE_DIR")?;
             let report = fetch(src, &root, &mirror)?;
             for f in &report.present {
@@ -90,9 +108,26 @@ fn list() -> Result<()> {
             }
             Format::Csv | Format::Parquet => writeln!(out, "{:<14} file: data.path", "")?,
             Format::Synthetic => writeln!(out, "{:<14} generated, needs no files", "")?,
+            Format::Hub => list_hub(&mut out)?,
         }
     }
     crate::out(&out);
+    Ok(())
+}
+
+/// The hub's datasets and whether the local Hugging Face cache holds them.
+fn list_hub(out: &mut String) -> Result<()> {
+    for repo in hub::HUB_REPOS {
+        let state = match hub::cached_files(repo.id) {
+            Ok(files) => format!("in the cache: {}", files[0].display()),
+            Err(DataError::NotFound { .. }) => {
+                format!("not in the cache; bottleneck data fetch hub --repo {}", repo.id)
+            }
+            Err(_) if !cfg!(feature = "hub") => "needs a binary built with --features hub".into(),
+            Err(e) => e.to_string(),
+        };
+        writeln!(out, "{:<14} data.repo = {:<32} {state}", "", repo.id)?;
+    }
     Ok(())
 }
 

@@ -22,7 +22,7 @@ pub enum Normalize {
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     /// Source name: `fashion-mnist`, `mnist`, `kmnist`, `cifar10`, `csv`, `parquet`,
-    /// `blobs` or `shapes` (see `bottleneck data list`).
+    /// `hub`, `blobs`, `shapes` or `sprites` (see `bottleneck data list`).
     pub name: String,
     /// Directory holding the files. Empty: `BOTTLENECK_DATA_DIR`, then
     /// `/usr/share/datasets/<name>`, then the user cache dir.
@@ -51,6 +51,8 @@ pub struct DataConfig {
     pub classes: usize,
     /// `shapes`: side of the square images in pixels.
     pub image_size: usize,
+    /// `hub`: the Hugging Face dataset id, e.g. `zalando-datasets/fashion_mnist`.
+    pub repo: String,
 }
 
 impl Default for DataConfig {
@@ -70,6 +72,7 @@ impl Default for DataConfig {
             dim: 16,
             classes: 4,
             image_size: 28,
+            repo: String::new(),
         }
     }
 }
@@ -86,7 +89,11 @@ impl DataConfig {
         fn bad(key: &str, value: impl std::fmt::Display, allowed: &str) -> DataError {
             DataError::InvalidConfig { key: key.into(), value: value.to_string(), allowed: allowed.into() }
         }
-        crate::source::find(&self.name)?;
+        if crate::source::find(&self.name)?.format == crate::source::Format::Hub {
+            crate::hub::check_config(&self.repo)?;
+        } else if !self.repo.is_empty() {
+            return Err(bad("data.repo", &self.repo, "is read only by data.name = \"hub\""));
+        }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(bad("data.val_fraction", self.val_fraction, "must be in [0, 1)"));
         }

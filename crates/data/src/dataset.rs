@@ -163,6 +163,7 @@ impl RawDataset {
             Format::Cifar10 => crate::cifar::load(src, &search.locate(src)?)?,
             Format::Csv | Format::Parquet => crate::table::load(src, cfg, seed)?,
             Format::Synthetic => crate::synthetic::generate(src, cfg, seed)?,
+            Format::Hub => crate::hub::load(src, &cfg.repo)?,
         };
         Ok(Self { train: raw.train.head(cfg.train_subset)?, test: raw.test.head(cfg.test_subset)?, ..raw })
     }

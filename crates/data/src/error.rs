@@ -206,6 +206,15 @@ pub enum DataError {
         actual: String,
     },
 
+    /// A Hugging Face dataset that could not be found, downloaded or decoded.
+    #[error("Hugging Face dataset `{repo}`: {reason}")]
+    Hub {
+        /// The dataset id (`data.repo`).
+        repo: String,
+        /// What went wrong and what to do about it.
+        reason: String,
+    },
+
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -16,15 +16,13 @@ pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod fetch;
+pub mod hub;
 pub mod idx;
 pub mod mnist;
 pub mod source;
 pub mod synthetic;
 pub mod table;
 pub mod transform;
-
-#[cfg(feature = "hub")]
-pub mod hub;
 
 pub use batcher::{Batch, Batcher};
 pub use config::{DataConfig, Normalize};

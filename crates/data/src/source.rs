@@ -17,6 +17,8 @@ pub enum Format {
     Parquet,
     /// Generated in memory; needs no files.
     Synthetic,
+    /// A Hugging Face dataset in the local hub cache, read by candle-datasets' loaders.
+    Hub,
 }
 
 impl Format {
@@ -29,6 +31,7 @@ impl Format {
             Self::Csv => "CSV table",
             Self::Parquet => "Parquet table",
             Self::Synthetic => "synthetic",
+            Self::Hub => "Hugging Face hub",
         }
     }
 }
@@ -230,6 +233,16 @@ pub const SOURCES: &[Source] = &[
         name: "parquet",
         format: Format::Parquet,
         description: "any Parquet table: data.path, numeric data.features, optional data.label",
+        classes: &[],
+        needed: &[],
+        debian_package: None,
+        mirrors: &[],
+        remote: &[],
+    },
+    Source {
+        name: "hub",
+        format: Format::Hub,
+        description: "a Hugging Face dataset (data.repo) from the local hub cache, read by candle-datasets; build with --features hub",
         classes: &[],
         needed: &[],
         debian_package: None,

@@ -288,3 +288,26 @@ fn the_table_format_comes_from_the_file_where_the_name_disagrees() {
     let e = RawDataset::load(&table_cfg("parquet", &fake, "y"), 0).unwrap_err().to_string();
     assert!(e.contains("t.parquet") && e.contains("no PAR1 magic") && e.contains("data.name = \"csv\""), "{e}");
 }
+
+#[test]
+fn the_hub_source_names_its_repo_key_and_its_build_feature() {
+    let hub = |repo: &str| DataConfig { repo: repo.into(), ..DataConfig::named("hub") };
+    let msg = hub("").validate().unwrap_err().to_string();
+    assert!(
+        msg.contains("`data.repo`") && msg.contains("zalando-datasets/fashion_mnist, ylecun/mnist, cifar10"),
+        "{msg}"
+    );
+    let msg = hub("someone/else").validate().unwrap_err().to_string();
+    assert!(msg.contains("\"someone/else\""), "{msg}");
+    // data.repo on any other source is a mistake, not silently ignored.
+    let cfg = DataConfig { repo: "ylecun/mnist".into(), ..DataConfig::named("mnist") };
+    let msg = cfg.validate().unwrap_err().to_string();
+    assert!(msg.contains("data.repo") && msg.contains("only by data.name = \"hub\""), "{msg}");
+    let known = hub("zalando-datasets/fashion_mnist").validate();
+    if cfg!(feature = "hub") {
+        known.unwrap();
+    } else {
+        let msg = known.unwrap_err().to_string();
+        assert!(msg.contains("--features hub"), "{msg}");
+    }
+}
