@@ -155,3 +155,110 @@ fn fetch_with_a_wrong_checksum_fails_and_writes_nothing() {
     assert!(err.contains("3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"), "{err}");
     assert!(common::list_dir(&cache.path().join("fashion-mnist")).is_empty());
 }
+
+/// `n` images per class of `size` pixels: a class's hue plus a per-image gradient, so
+/// images differ and an autoencoder has something to learn.
+fn image_folder(root: &Path, classes: &[&str], n: u32, size: (u32, u32)) {
+    for (c, class) in classes.iter().enumerate() {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..n {
+            let img = image::RgbImage::from_fn(size.0 + i % 3, size.1, |x, y| {
+                let base = [40 + 80 * c as u32, 200 - 60 * c as u32, 30 + 10 * i];
+                image::Rgb(base.map(|b| ((b + 3 * x + 2 * y) % 256) as u8))
+            });
+            let ext = if i % 2 == 0 { "png" } else { "jpg" };
+            img.save(dir.join(format!("{i:03}.{ext}"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn inspect_images_shows_classes_sizes_the_decode_rate_and_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pics");
+    image_folder(&root, &["ant", "bee"], 6, (30, 36));
+    let cache = tmp.path().join("cache");
+    let args = ["data", "inspect", "images", "--path", root.to_str().unwrap(), "--image-size", "16"];
+    let o = bottleneck(&args, &[("BOTTLENECK_CACHE_DIR", &cache)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "sample shape 3×16×16",
+        "12 image files, listed from a walk of the folder",
+        "images/s",
+        "image sizes found: 30×36 (4), 31×36 (4), 32×36 (4)",
+        "2 classes",
+        "ant",
+        "bee",
+        "memory: train 0.0 MiB",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // The second look reads the cached file list.
+    let o = bottleneck(&args, &[("BOTTLENECK_CACHE_DIR", &cache)]);
+    assert!(stdout(&o).contains("listed from the cached file list"), "{}", stdout(&o));
+    // A corrupt image: one clean error that names it and the key that would skip it.
+    std::fs::write(root.join("bee/007.jpg"), b"not a jpeg at all").unwrap();
+    let err = assert_clean_failure(&bottleneck(&args, &[("BOTTLENECK_CACHE_DIR", &cache)]));
+    assert!(err.contains("bee/007.jpg") && err.contains("data.skip_bad = true"), "{err}");
+    let mut skip = args.to_vec();
+    skip.push("--skip-bad");
+    let o = bottleneck(&skip, &[("BOTTLENECK_CACHE_DIR", &cache)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("skipped 1 unreadable images"), "{}", stdout(&o));
+}
+
+#[test]
+fn an_image_folder_trains_a_conv_vae_end_to_end_with_its_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("faces");
+    image_folder(&root, &["a", "b", "c"], 10, (40, 48));
+    let path = format!("data.path={}", root.display());
+    let o = crate::run::run(
+        tmp.path(),
+        &[
+            "run",
+            &crate::run::experiment("images-conv-vae"),
+            &path,
+            "data.image_size=16",
+            "model.latent_dim=4",
+            "model.channels=[8,16]",
+            "train=debug",
+        ],
+    );
+    assert!(o.status.success(), "{}", crate::run::text(&o.stderr));
+    let d = crate::run::run_dirs(tmp.path(), "images-conv-vae").pop().unwrap();
+    let m = crate::run::manifest(&d);
+    assert_eq!(m["status"], "done");
+    assert!(d.join("report.html").is_file() && d.join("plots/reconstructions.png").is_file());
+    // 30 images, data.test_fraction = 0.1: 3 test codes with their labels.
+    let file = std::fs::File::open(d.join("latents.parquet")).unwrap();
+    let df = polars::prelude::SerReader::finish(
+        <polars::prelude::ParquetReader<_> as polars::prelude::SerReader<_>>::new(file),
+    )
+    .unwrap();
+    assert_eq!((df.height(), df.width()), (3, 2 + 4));
+    let cfg = std::fs::read_to_string(d.join("config.toml")).unwrap();
+    assert!(cfg.contains(&format!("path = \"{}\"", root.display())), "{cfg}");
+    // The same run with training-time flips and crops sees other training inputs (and the
+    // same test images): its training loss differs.
+    let o = crate::run::run(
+        tmp.path(),
+        &[
+            "run",
+            &crate::run::experiment("images-conv-vae"),
+            &path,
+            "data.image_size=16",
+            "model.latent_dim=4",
+            "model.channels=[8,16]",
+            "train=debug",
+            "data.random_flip=true",
+            "data.random_crop_padding=2",
+        ],
+    );
+    assert!(o.status.success(), "{}", crate::run::text(&o.stderr));
+    let aug = crate::run::manifest(&crate::run::run_dirs(tmp.path(), "images-conv-vae").pop().unwrap());
+    let loss = |m: &serde_json::Value| m["metrics"]["final_train_loss"].as_f64().unwrap();
+    assert!((loss(&aug) - loss(&m)).abs() > 1e-6, "{} vs {}", loss(&aug), loss(&m));
+}

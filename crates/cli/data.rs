@@ -22,9 +22,18 @@ pub enum DataCommand {
         /// /usr/share/datasets/NAME, then the cache dir).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Tables: the CSV or Parquet file.
+        /// Tables: the CSV or Parquet file; images: the folder.
         #[arg(long)]
         path: Option<PathBuf>,
+        /// Images (and the synthetic image sets): the side images are resized to.
+        #[arg(long)]
+        image_size: Option<usize>,
+        /// Images: 3 (RGB) or 1 (grey).
+        #[arg(long)]
+        channels: Option<usize>,
+        /// Images: skip unreadable files instead of failing.
+        #[arg(long)]
+        skip_bad: bool,
         /// Tables: the label column.
         #[arg(long)]
         label: Option<String>,
@@ -55,8 +64,12 @@ pub enum DataCommand {
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::List => list(),
-        DataCommand::Inspect { name, dir, path, label, features, repo, seed } => {
+        DataCommand::Inspect { name, dir, path, image_size, channels, skip_bad, label, features, repo, seed } => {
+            let defaults = DataConfig::default();
             let cfg = DataConfig {
+                image_size: image_size.unwrap_or(defaults.image_size),
+                channels: channels.unwrap_or(defaults.channels),
+                skip_bad,
                 name,
                 repo: repo.unwrap_or_default(),
                 dir: dir.map(|d| d.display().to_string()).unwrap_or_default(),
@@ -107,6 +120,7 @@ fn list() -> Result<()> {
                 writeln!(out, "{:<14} looked in: {}", "", places.join(", "))?;
             }
             Format::Csv | Format::Parquet => writeln!(out, "{:<14} file: data.path", "")?,
+            Format::Images => writeln!(out, "{:<14} folder: data.path", "")?,
             Format::Synthetic => writeln!(out, "{:<14} generated, needs no files", "")?,
             Format::Hub => list_hub(&mut out)?,
         }
@@ -133,7 +147,14 @@ fn list_hub(out: &mut String) -> Result<()> {
 
 fn inspect(cfg: &DataConfig, seed: u64) -> Result<()> {
     let t0 = Instant::now();
-    let ds = RawDataset::load(cfg, seed)?;
+    let src = find_source(&cfg.name)?;
+    let (ds, images) = if src.format == Format::Images {
+        cfg.validate()?;
+        let (ds, summary) = bottleneck_data::images::load_with_summary(src, cfg, seed)?;
+        (ds, Some(summary))
+    } else {
+        (RawDataset::load(cfg, seed)?, None)
+    };
     let load_s = t0.elapsed().as_secs_f64();
     let shape = ds.sample_shape.iter().map(ToString::to_string).collect::<Vec<_>>().join("×");
     let features: usize = ds.sample_shape.iter().product();
@@ -141,6 +162,9 @@ fn inspect(cfg: &DataConfig, seed: u64) -> Result<()> {
     let mut out = String::new();
     writeln!(out, "{}  ({})", ds.name, ds.location.display())?;
     writeln!(out, "loaded in {load_s:.3} s")?;
+    if let Some(summary) = &images {
+        out.push_str(&summary.describe());
+    }
     writeln!(out, "sample shape {shape} ({features} features)")?;
     if !ds.feature_names.is_empty() {
         writeln!(out, "features: {}", ds.feature_names.join(", "))?;
@@ -155,6 +179,15 @@ fn inspect(cfg: &DataConfig, seed: u64) -> Result<()> {
             None => writeln!(out, "{name:<6} {:>8}  (empty)", 0)?,
         }
     }
+    let mib =
+        |s: &bottleneck_data::Split| (s.xs.elem_count() * s.xs.dtype().size_in_bytes()) as f64 / (1024.0 * 1024.0);
+    writeln!(
+        out,
+        "memory: train {:.1} MiB, test {:.1} MiB ({} features)",
+        mib(&ds.train),
+        mib(&ds.test),
+        ds.train.xs.dtype().as_str()
+    )?;
     if let Some(f) = &ds.train.factors {
         writeln!(out, "known factors (training split):")?;
         let cols: Vec<Vec<f32>> = f.t()?.to_vec2()?;

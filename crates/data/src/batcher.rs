@@ -2,6 +2,7 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::augment::Augment;
 use crate::dataset::{permutation, Split};
 use crate::error::Result;
 
@@ -27,6 +28,7 @@ pub struct Batcher<'a> {
     drop_last: bool,
     flatten: bool,
     device: Device,
+    augment: Option<(&'a Augment, u64)>,
 }
 
 impl<'a> Batcher<'a> {
@@ -41,7 +43,15 @@ impl<'a> Batcher<'a> {
             drop_last: false,
             flatten: false,
             device: Device::Cpu,
+            augment: None,
         }
+    }
+
+    /// Applies the training transforms `augment` (when given) as they fall in `epoch`.
+    #[must_use]
+    pub fn augmented(mut self, augment: Option<&'a Augment>, epoch: u64) -> Self {
+        self.augment = augment.map(|a| (a, epoch));
+        self
     }
 
     /// Shuffles with a permutation derived from `seed` and `epoch`.
@@ -100,6 +110,10 @@ impl<'a> Batcher<'a> {
                 let idx = Tensor::from_slice(&indices, len, &Device::Cpu)?;
                 (self.split.xs.index_select(&idx, 0)?, indices)
             }
+        };
+        let xs = match self.augment {
+            Some((a, epoch)) => a.apply(&xs, &indices, epoch)?,
+            None => xs,
         };
         let xs = if self.flatten { xs.flatten_from(1)? } else { xs };
         let labels = match &self.split.labels {

@@ -17,12 +17,24 @@ pub enum Normalize {
     None,
 }
 
+/// How an image folder's images are cropped before they are resized to `data.image_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Crop {
+    /// The centred square of side `data.crop_size` (0: the shorter side), as torchvision's
+    /// `CenterCrop`; then resized, so the aspect ratio is kept.
+    #[default]
+    Center,
+    /// No crop: the whole image is resized to a square (stretched when not square).
+    None,
+}
+
 /// `[data]`: which dataset, where its files are, and how it is split and scaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     /// Source name: `fashion-mnist`, `mnist`, `kmnist`, `cifar10`, `csv`, `parquet`,
-    /// `hub`, `blobs`, `shapes` or `sprites` (see `bottleneck data list`).
+    /// `images`, `hub`, `blobs`, `shapes` or `sprites` (see `bottleneck data list`).
     pub name: String,
     /// Directory holding the files. Empty: `BOTTLENECK_DATA_DIR`, then
     /// `/usr/share/datasets/<name>`, then the user cache dir.
@@ -35,13 +47,13 @@ pub struct DataConfig {
     pub train_subset: usize,
     /// Use only the first N test samples (0 = all).
     pub test_subset: usize,
-    /// Tables: the CSV or Parquet file.
+    /// Tables: the CSV or Parquet file; `images`: the folder of images.
     pub path: String,
     /// Tables: feature columns (empty = every column except `label`); all must be numeric.
     pub features: Vec<String>,
     /// Tables: optional label column (integers or strings); empty = no labels.
     pub label: String,
-    /// Tables and synthetic sets: fraction of samples in the test split, in (0, 1).
+    /// Tables, image folders without `train/` and `test/`, and synthetic sets: fraction of samples in the test split, in (0, 1).
     pub test_fraction: f64,
     /// Synthetic sets: number of samples (train + test).
     pub samples: usize,
@@ -49,8 +61,23 @@ pub struct DataConfig {
     pub dim: usize,
     /// `blobs`: number of clusters (classes).
     pub classes: usize,
-    /// `shapes`: side of the square images in pixels.
+    /// `shapes`, `sprites`: side of the square images in pixels; `images`: the side the
+    /// images are resized to.
     pub image_size: usize,
+    /// `images`: `center` (crop the centred square, then resize) or `none` (resize all).
+    pub crop: Crop,
+    /// `images`: side of the centre crop in pixels of the file (0 = the shorter side).
+    pub crop_size: usize,
+    /// `images`: 3 (RGB) or 1 (grey, by ITU-R 601 luma).
+    pub channels: usize,
+    /// `images`: skip unreadable images (counted and reported) instead of failing.
+    pub skip_bad: bool,
+    /// Image sources: mirror training images left-right at random (seeded per sample and
+    /// epoch; never the validation or test split).
+    pub random_flip: bool,
+    /// Image sources: shift training images by up to this many pixels at random, filling
+    /// with black, as torchvision's `RandomCrop(size, padding)` (0 = off).
+    pub random_crop_padding: usize,
     /// `hub`: the Hugging Face dataset id, e.g. `zalando-datasets/fashion_mnist`.
     pub repo: String,
 }
@@ -72,6 +99,12 @@ impl Default for DataConfig {
             dim: 16,
             classes: 4,
             image_size: 28,
+            crop: Crop::Center,
+            crop_size: 0,
+            channels: 3,
+            skip_bad: false,
+            random_flip: false,
+            random_crop_padding: 0,
             repo: String::new(),
         }
     }
@@ -111,6 +144,24 @@ impl DataConfig {
         }
         if !(8..=256).contains(&self.image_size) {
             return Err(bad("data.image_size", self.image_size, "must be in 8..=256"));
+        }
+        let format = crate::source::find(&self.name)?.format;
+        let tabular =
+            matches!(format, crate::source::Format::Csv | crate::source::Format::Parquet) || self.name == "blobs";
+        if tabular && (self.random_flip || self.random_crop_padding > 0) {
+            let (key, value) = if self.random_flip {
+                ("data.random_flip", "true".to_string())
+            } else {
+                ("data.random_crop_padding", self.random_crop_padding.to_string())
+            };
+            return Err(bad(
+                key,
+                value,
+                &format!("flips and crops are for images; `{}` has feature vectors", self.name),
+            ));
+        }
+        if !matches!(self.channels, 1 | 3) {
+            return Err(bad("data.channels", self.channels, "must be 1 (grey) or 3 (RGB)"));
         }
         Ok(())
     }

@@ -164,6 +164,7 @@ impl RawDataset {
             Format::Csv | Format::Parquet => crate::table::load(src, cfg, seed)?,
             Format::Synthetic => crate::synthetic::generate(src, cfg, seed)?,
             Format::Hub => crate::hub::load(src, &cfg.repo)?,
+            Format::Images => crate::images::load(src, cfg, seed)?,
         };
         Ok(Self { train: raw.train.head(cfg.train_subset)?, test: raw.test.head(cfg.test_subset)?, ..raw })
     }

@@ -215,6 +215,24 @@ pub enum DataError {
         reason: String,
     },
 
+    /// An image file that could not be read or decoded.
+    #[error("{path}: cannot read the image: {reason}; fix or delete the file, or set data.skip_bad = true to skip unreadable images")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
+
+    /// An image folder without a single image to load.
+    #[error("{dir}: no images to load: {why}")]
+    NoImages {
+        /// The folder (`data.path`).
+        dir: PathBuf,
+        /// What was found instead.
+        why: String,
+    },
+
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -19,6 +19,8 @@ pub enum Format {
     Synthetic,
     /// A Hugging Face dataset in the local hub cache, read by candle-datasets' loaders.
     Hub,
+    /// A folder of PNG and JPEG images (class sub-folders optional).
+    Images,
 }
 
 impl Format {
@@ -32,6 +34,7 @@ impl Format {
             Self::Parquet => "Parquet table",
             Self::Synthetic => "synthetic",
             Self::Hub => "Hugging Face hub",
+            Self::Images => "image folder",
         }
     }
 }
@@ -233,6 +236,16 @@ pub const SOURCES: &[Source] = &[
         name: "parquet",
         format: Format::Parquet,
         description: "any Parquet table: data.path, numeric data.features, optional data.label",
+        classes: &[],
+        needed: &[],
+        debian_package: None,
+        mirrors: &[],
+        remote: &[],
+    },
+    Source {
+        name: "images",
+        format: Format::Images,
+        description: "a folder of PNG/JPEG images (data.path; class sub-folders, train/ and test/ optional), resized to data.image_size",
         classes: &[],
         needed: &[],
         debian_package: None,

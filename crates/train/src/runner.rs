@@ -189,6 +189,7 @@ pub fn train(
     let tc = &cfg.train;
     let mut opt = Optimizer::new(tc, named_vars(&varmap))?;
     let mut st = start_state(dir, tc, resume, &mut opt)?;
+    let augment = bottleneck_data::Augment::new(&cfg.data, &data, cfg.seed)?;
     let full = Batcher::new(&data.train, tc.batch_size).num_batches();
     let per_epoch = if tc.max_batches > 0 { full.min(tc.max_batches) } else { full };
     check_position(dir, &st, tc.batch_size, per_epoch)?;
@@ -207,6 +208,7 @@ pub fn train(
         obs.epoch_start(epoch, tc.epochs, per_epoch - st.batch);
         let batches = Batcher::new(&data.train, tc.batch_size)
             .shuffled(cfg.seed, epoch as u64)
+            .augmented(augment.as_ref(), epoch as u64)
             .device(&dev)
             .starting_at(st.batch)
             .take(per_epoch - st.batch);
