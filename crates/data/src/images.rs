@@ -271,7 +271,7 @@ fn is_image(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Walks `root` for image files (following links, to [`MAX_DEPTH`] folders down).
+/// Walks `root` for image files (following links, at most 32 folders down).
 pub fn walk(root: &Path) -> Result<Listing> {
     let mut dirs = Vec::new();
     let mut files = Vec::new();
