@@ -4,7 +4,7 @@
 # build. Usage:
 #   scripts/bench-sweep.sh [EPOCHS] [SPLITS...]     default: 1 epoch per point, splits "1 2"
 # A split N means --jobs N (threads per point = cores / N). Prints one line per split and
-# the fastest. With EPOCHS=10 it is the full default sweep.
+# the fastest. With EPOCHS=20 it is the full default sweep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs="${1:-1}"
