@@ -233,17 +233,27 @@ pub fn permutation(n: usize, seed: u64) -> Vec<u32> {
 /// by a seeded permutation; both parts keep the original order.
 pub fn split_off(split: &Split, fraction: f64, seed: u64) -> Result<(Split, Split)> {
     let n = split.len();
-    let n_out = ((n as f64) * fraction).round() as usize;
-    if n_out == 0 {
+    let (kept, out) = split_indices(n, fraction, seed);
+    if out.is_empty() {
         let empty = split.select(&[])?;
         return Ok((split.clone(), empty));
+    }
+    Ok((split.select(&kept)?, split.select(&out)?))
+}
+
+/// The indices [`split_off`] keeps and holds out of `n` samples, each in ascending order.
+#[must_use]
+pub fn split_indices(n: usize, fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    let n_out = ((n as f64) * fraction).round() as usize;
+    if n_out == 0 {
+        return ((0..n as u32).collect(), Vec::new());
     }
     let perm = permutation(n, seed ^ 0x005e_ed0f_5b1d);
     let mut out: Vec<u32> = perm[..n_out].to_vec();
     let mut kept: Vec<u32> = perm[n_out..].to_vec();
     out.sort_unstable();
     kept.sort_unstable();
-    Ok((split.select(&kept)?, split.select(&out)?))
+    (kept, out)
 }
 
 /// Builds an f32 tensor `[n, ...shape]` from bytes, scaled to [0, 1].

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Crop, DataConfig};
-use crate::dataset::{bytes_to_unit_tensor, split_off, RawDataset, Split};
+use crate::dataset::{bytes_to_unit_tensor, split_indices, RawDataset, Split};
 use crate::error::{DataError, Result};
 use crate::source::Source;
 
@@ -147,42 +147,41 @@ pub fn load_with_summary(source: &Source, cfg: &DataConfig, seed: u64) -> Result
         );
         return Err(DataError::NoImages { dir: root, why });
     }
-    let xs = bytes_to_unit_tensor(&decoded.pixels, &[n, c, s, s])?;
-    let labelled = !plan.classes.is_empty();
-    let labels = labelled.then(|| decoded.kept.iter().map(|&i| plan.entries[i].label).collect());
-    let all = Split::new(xs, labels)?;
-    let (train, test) = if plan.split_folders {
-        let train_idx: Vec<u32> = (0..n as u32).filter(|&j| !plan.entries[decoded.kept[j as usize]].test).collect();
-        let test_idx: Vec<u32> = (0..n as u32).filter(|&j| plan.entries[decoded.kept[j as usize]].test).collect();
-        (all.select(&train_idx)?, all.select(&test_idx)?)
+    // Split the bytes first, then turn each part into floats, so that at no time the whole
+    // set is held as floats twice (the bytes are a quarter of that).
+    let (train_idx, test_idx) = if plan.split_folders {
+        let is_test = |j: &u32| plan.entries[decoded.kept[*j as usize]].test;
+        ((0..n as u32).filter(|j| !is_test(j)).collect(), (0..n as u32).filter(is_test).collect())
     } else {
-        split_off(&all, cfg.test_fraction, seed)?
+        split_indices(n, cfg.test_fraction, seed)
     };
+    let per = c * s * s;
+    let labelled = !plan.classes.is_empty();
+    let part = |idx: &[u32]| -> (Vec<u8>, Option<Vec<u32>>) {
+        let mut bytes = Vec::with_capacity(idx.len() * per);
+        for &j in idx {
+            bytes.extend_from_slice(&decoded.pixels[j as usize * per..(j as usize + 1) * per]);
+        }
+        let labels = labelled.then(|| idx.iter().map(|&j| plan.entries[decoded.kept[j as usize]].label).collect());
+        (bytes, labels)
+    };
+    let (train_bytes, train_labels) = part(&train_idx);
+    let (test_bytes, test_labels) = part(&test_idx);
+    let Decoded { pixels, skipped, sizes, .. } = decoded;
+    drop(pixels);
+    let train = Split::new(bytes_to_unit_tensor(&train_bytes, &[train_idx.len(), c, s, s])?, train_labels)?;
+    drop(train_bytes);
+    let test = Split::new(bytes_to_unit_tensor(&test_bytes, &[test_idx.len(), c, s, s])?, test_labels)?;
     let summary = Summary {
         found: plan.entries.len(),
-        skipped: decoded.skipped,
+        skipped,
         ignored_loose: plan.ignored_loose,
-        sizes: decoded.sizes,
+        sizes,
         listing_cached: listing.from_cache,
         list_s,
         decode_s,
     };
-    if !summary.skipped.is_empty() {
-        let (p, why) = &summary.skipped[0];
-        tracing::warn!(
-            "{}: skipped {} unreadable images (data.skip_bad = true), the first {}: {why}",
-            root.display(),
-            summary.skipped.len(),
-            p.display()
-        );
-    }
-    if plan.ignored_loose > 0 {
-        tracing::warn!(
-            "{}: {} images lie beside class sub-folders (or outside train/ and test/); they are not used",
-            root.display(),
-            plan.ignored_loose
-        );
-    }
+    warn_about(&root, &summary);
     let raw = RawDataset {
         name: source.name.into(),
         sample_shape: vec![c, s, s],
@@ -195,6 +194,26 @@ pub fn load_with_summary(source: &Source, cfg: &DataConfig, seed: u64) -> Result
         test,
     };
     Ok((raw, summary))
+}
+
+/// Logs what was skipped or left out (the summary says it too).
+fn warn_about(root: &Path, summary: &Summary) {
+    if !summary.skipped.is_empty() {
+        let (p, why) = &summary.skipped[0];
+        tracing::warn!(
+            "{}: skipped {} unreadable images (data.skip_bad = true), the first {}: {why}",
+            root.display(),
+            summary.skipped.len(),
+            p.display()
+        );
+    }
+    if summary.ignored_loose > 0 {
+        tracing::warn!(
+            "{}: {} images lie beside class sub-folders (or outside train/ and test/); they are not used",
+            root.display(),
+            summary.ignored_loose
+        );
+    }
 }
 
 /// One image to load: its path relative to the root, label and split.
