@@ -5,7 +5,11 @@
 # epoch), batch 256, AdamW (lr 1e-3, weight decay 0.01), MSE loss and thread count, taking
 # turns: pytorch dense, bottleneck dense, pytorch conv, bottleneck conv, ROUNDS times.
 # Prints samples/s per round and a markdown summary: median samples/s of each side, their
-# ratio, s/epoch, peak RSS and test MSE. PyTorch half: scripts/bench_pytorch.py.
+# ratio, s/epoch, peak RSS, test MSE, and the arithmetic rate each side reaches: the
+# model's FLOPs per training step (bottleneck's counter, `step_profile KIND 0`: 6 × the
+# multiply-accumulates of the products) × samples/s, and its fraction of the limit, the
+# GFLOP/s gemm reaches on the dense model's products on all threads (`gemm_shapes`, run
+# here first). PyTorch half: scripts/bench_pytorch.py.
 #
 # Usage: scripts/bench-vs-pytorch.sh [EPOCHS]              (default 1 epoch a run)
 # Environment:
@@ -59,10 +63,13 @@ fi
 
 # bottleneck: the release binary (a no-op when it is up to date).
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-  cargo build --release --locked --bin bottleneck
+  cargo build --release --locked --workspace --bins --examples
 fi
-bin="$(realpath "${CARGO_TARGET_DIR:-target}")/release/bottleneck"
-[ -x "$bin" ] || { echo "no release binary at $bin (unset BENCH_NO_BUILD to build it)" >&2; exit 1; }
+release="$(realpath "${CARGO_TARGET_DIR:-target}")/release"
+bin="$release/bottleneck"
+for b in "$bin" "$release/examples/step_profile" "$release/examples/gemm_shapes"; do
+  [ -x "$b" ] || { echo "no release build of $b (unset BENCH_NO_BUILD to build it)" >&2; exit 1; }
+done
 
 torch_args=(--epochs "$epochs" --threads "$threads" --data-dir "$data_dir" --max-batches "$max_batches")
 bn_args=("train.epochs=$epochs" "train.threads=$threads")
@@ -113,6 +120,12 @@ EOF
 }
 
 mkdir -p "$work/logs" "$work/results" "$work/bottleneck"
+# The FLOP count of each model and the gemm limit, into $work/flops.json.
+for model in $models; do
+  "$release/examples/step_profile" "$model" 0
+done >"$work/flops.txt"
+limit=$("$release/examples/gemm_shapes" | sed -n 's|^parallel=true.* \([0-9.]*\) GFLOP/s.*|\1|p')
+echo "gemm limit on the thread pool (the dense model's products, batch 256): $limit GFLOP/s"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 echo "machine: $(nproc) cores, $cpu; $threads threads each; $epochs epoch(s) a run, $rounds round(s)"
 # Both sides need the cores to themselves; PyTorch's OpenMP threads slow down most when
@@ -138,28 +151,35 @@ EOF
 done
 
 # Summary: medians over every epoch of every round; peak RSS is the largest seen.
-"$py" - "$work/results" "$(nproc)" "$cpu" "$load" <<'EOF'
+"$py" - "$work/results" "$(nproc)" "$cpu" "$load" "$work/flops.txt" "$limit" <<'EOF'
 import glob, json, os, statistics, sys
-results, nproc, cpu, load = sys.argv[1:]
+results, nproc, cpu, load, flops_txt, limit = sys.argv[1:]
+flops = {l.split(":")[0]: float(l.split()[1]) * 1e6 for l in open(flops_txt) if "MFLOP" in l}
+limit = float(limit)
 runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(results, "*.json")))]
 def pick(model, side):
     return [r for r in runs if r["model"] == model and r["side"] == side]
 def med(rs, key):
     return statistics.median(v for r in rs for v in r[key])
 print()
-print("| model | side | samples/s (median) | s/epoch (median) | peak RSS (MiB) | test MSE |")
-print("| --- | --- | ---: | ---: | ---: | ---: |")
+print("| model | side | samples/s (median) | s/epoch (median) | GFLOP/s | of the limit | peak RSS (MiB) | test MSE |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 ratios = []
 for model in sorted({r["model"] for r in runs}, key=("dense", "conv").index):
     for side in ("pytorch", "bottleneck"):
         rs = pick(model, side)
+        rate = flops[model] * med(rs, "samples_per_second") / 1e9
         print(f"| {model} | {side} | {med(rs, 'samples_per_second'):.0f} | {med(rs, 'epoch_seconds'):.2f} "
+              f"| {rate:.0f} | {rate / limit:.0%} "
               f"| {max(r['max_rss_mib'] for r in rs):.0f} "
               f"| {statistics.median(r['test_mse'] for r in rs):.5f} |")
     ratio = med(pick(model, "bottleneck"), "samples_per_second") / med(pick(model, "pytorch"), "samples_per_second")
     ratios.append(f"{model} {ratio:.2f}")
 print()
 print("bottleneck/pytorch, ratio of median samples/s: " + ", ".join(ratios))
+print("FLOPs per sample per training step (bottleneck's count, 6 × multiply-accumulates, elementwise work not counted): "
+      + ", ".join(f"{m} {f / 1e6:.2f} M" for m, f in flops.items())
+      + f"; limit: gemm on the dense model's products, {limit:.0f} GFLOP/s")
 pt = next(r for r in runs if r["side"] == "pytorch")
 bn = next(r for r in runs if r["side"] == "bottleneck")
 versions = ", ".join(f"{k} {v}" for k, v in sorted(bn["versions"].items()))

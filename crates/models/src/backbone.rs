@@ -191,7 +191,8 @@ impl DenseEncoder {
         for (i, w) in widths.windows(2).enumerate() {
             let l = linear(w[0], w[1], vb.pp(i))?;
             let kind = if i + 1 == n { code_label.to_string() } else { format!("linear + {}", c.activation.name()) };
-            info.push(LayerInfo { name: format!("encoder.{i}"), kind, output: vec![w[1]], params: l.params() });
+            let (name, output, params, macs) = (format!("encoder.{i}"), vec![w[1]], l.params(), w[0] * w[1]);
+            info.push(LayerInfo { name, kind, output, params, macs });
             layers.push(l);
         }
         Ok(Self { layers, activation: c.activation, code_activation: c.code_activation })
@@ -243,6 +244,7 @@ impl DenseDecoder {
                 kind: format!("linear + {}", act.name()),
                 output: out,
                 params: l.params(),
+                macs: w[0] * w[1],
             });
             layers.push(l);
         }
@@ -326,6 +328,7 @@ impl ConvEncoder {
                 kind: format!("conv {k}×{k}/2 + {}", c.activation.name()),
                 output: vec![ch, sizes[i + 1].0, sizes[i + 1].1],
                 params: l.params(),
+                macs: ch * sizes[i + 1].0 * sizes[i + 1].1 * c_in * k * k,
             });
             down.push(l);
             c_in = ch;
@@ -337,6 +340,7 @@ impl ConvEncoder {
             kind: format!("flatten + {code_label}"),
             output: vec![code_out],
             params: fc.params(),
+            macs: c_in * hl * wl * code_out,
         });
         Ok(Self { down, fc, activation: c.activation, code_activation: c.code_activation })
     }
@@ -383,6 +387,7 @@ impl ConvDecoder {
             kind: format!("linear + {} + reshape", c.activation.name()),
             output: inner.to_vec(),
             params: fc.params(),
+            macs: c.latent_dim * inner.iter().product::<usize>(),
         });
         let mut up = Vec::new();
         for j in 0..n {
@@ -403,6 +408,8 @@ impl ConvDecoder {
                 kind: format!("deconv {k}×{k}/2 + {}", act.name()),
                 output: vec![c_to, ho, wo],
                 params: l.params(),
+                // Every input pixel meets the k×k kernel of every (input, output) pair.
+                macs: c_from * hi * wi * c_to * k * k,
             });
             up.push((l, (ho, wo)));
         }

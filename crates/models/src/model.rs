@@ -167,6 +167,9 @@ pub struct LayerInfo {
     pub output: Vec<usize>,
     /// Trainable parameters.
     pub params: usize,
+    /// Multiply-accumulates of one sample's forward pass (matrix products and
+    /// convolutions; elementwise work is not counted).
+    pub macs: usize,
 }
 
 /// A model summary: layers in order with output shapes and parameter counts.
@@ -188,6 +191,20 @@ impl Summary {
     pub fn params(&self) -> usize {
         self.layers.iter().map(|l| l.params).sum()
     }
+
+    /// Multiply-accumulates of one sample's forward pass.
+    #[must_use]
+    pub fn macs(&self) -> usize {
+        self.layers.iter().map(|l| l.macs).sum()
+    }
+
+    /// Floating-point operations of one training step per sample: the forward pass (2 per
+    /// multiply-accumulate) and the backward pass (the gradients of the weights and of the
+    /// layer inputs, 2 each), so 6 × [`Summary::macs`]. Elementwise work is not counted.
+    #[must_use]
+    pub fn train_flops(&self) -> f64 {
+        6.0 * self.macs() as f64
+    }
 }
 
 fn shape(s: &[usize]) -> String {
@@ -201,6 +218,12 @@ impl fmt::Display for Summary {
         for l in &self.layers {
             writeln!(f, "  {:<14} {:<28} {:>12} {:>10}", l.name, l.kind, shape(&l.output), l.params)?;
         }
-        write!(f, "  total parameters: {}", self.params())
+        write!(
+            f,
+            "  total parameters: {}; {:.2} MFLOP per sample per training step ({:.2} forward)",
+            self.params(),
+            self.train_flops() / 1e6,
+            2.0 * self.macs() as f64 / 1e6
+        )
     }
 }

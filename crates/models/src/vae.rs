@@ -108,6 +108,7 @@ impl Vae {
                     kind: "log σ of p(x|z)".into(),
                     output: vec![1],
                     params: 1,
+                    macs: 0,
                 },
             );
             vb.pp("decoder").get_with_hints(1, "log_std", Init::Const(init))?

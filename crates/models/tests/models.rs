@@ -277,3 +277,39 @@ fn losses_and_metrics_match_their_definitions() {
     assert!((psnr(0.01, 1.0) - 20.0).abs() < 1e-12);
     let _ = (Activation::Identity, ReconLoss::Bce);
 }
+
+#[test]
+fn the_flop_count_matches_a_hand_count() {
+    // Dense 784-512-256-32 and back: the multiply-accumulates of its six products.
+    let dense = ModelConfig { hidden: vec![512, 256], latent_dim: 32, ..ModelConfig::default() };
+    let (m, _) = model(&ModelConfig { kind: ModelKind::Dense, ..dense.clone() }, &[1, 28, 28], 0);
+    let hand = 784 * 512 + 512 * 256 + 256 * 32 + 32 * 256 + 256 * 512 + 512 * 784;
+    assert_eq!(m.summary().macs(), hand);
+    assert!((m.summary().train_flops() - 6.0 * hand as f64).abs() < 0.5);
+    assert!(m.summary().to_string().contains("6.49 MFLOP per sample per training step (2.16 forward)"));
+    // The VAE's code layer emits μ and log σ² (2k outputs); the rest is the same.
+    let (v, _) = model(&ModelConfig { kind: ModelKind::Vae, backbone: Backbone::Dense, ..dense }, &[1, 28, 28], 0);
+    assert_eq!(v.summary().macs(), hand + 256 * 32);
+    // Conv 1→32→64, 3×3 stride 2 on 28×28 (maps of 14×14, then 7×7), a linear layer to 32
+    // and back, two transposed convolutions: each output pixel of a convolution (input
+    // pixel of a transposed one) meets c_in × c_out × 9 weights.
+    let conv = ModelConfig { channels: vec![32, 64], kernel_size: 3, latent_dim: 32, ..ModelConfig::default() };
+    let (c, _) = model(&ModelConfig { kind: ModelKind::Conv, ..conv.clone() }, &[1, 28, 28], 0);
+    let hand = 32 * 14 * 14 * 9
+        + 64 * 7 * 7 * 32 * 9
+        + 64 * 7 * 7 * 32
+        + 32 * 64 * 7 * 7
+        + 64 * 7 * 7 * 32 * 9
+        + 32 * 14 * 14 * 9;
+    assert_eq!(c.summary().macs(), hand);
+    assert_eq!(hand, 2_119_936, "12.7 MFLOP per training step, the figure the speed issue works from");
+    // An odd RGB size: 15×17 → 8×9 → 4×5 (stride 2 rounds up).
+    let (c, _) = model(&ModelConfig { kind: ModelKind::Conv, ..conv }, &[3, 15, 17], 0);
+    let hand = 32 * 8 * 9 * 3 * 9
+        + 64 * 4 * 5 * 32 * 9
+        + 64 * 4 * 5 * 32
+        + 32 * 64 * 4 * 5
+        + 64 * 4 * 5 * 32 * 9
+        + 32 * 8 * 9 * 3 * 9;
+    assert_eq!(c.summary().macs(), hand);
+}

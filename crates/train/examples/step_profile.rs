@@ -1,5 +1,7 @@
 //! Where a training step's time goes (forward + loss, backward, optimiser), for the dense,
-//! conv, vae, sparse or contractive default (`configs/model/<kind>.toml`) on random data, batch 256:
+//! conv, vae, sparse or contractive default (`configs/model/<kind>.toml`) on random data, batch 256,
+//! with the model's FLOP count (`Summary::train_flops`) and the rate it implies
+//! (`step_profile KIND 0` prints the count alone):
 //! `cargo build --release --workspace --examples && target/release/examples/step_profile [dense|conv|vae|...] [steps]`.
 #![allow(clippy::print_stdout)]
 
@@ -26,6 +28,10 @@ fn main() -> anyhow::Result<()> {
     let map = VarMap::new();
     let vb = seeded_var_builder(&map, 0, DType::F32, &Device::Cpu);
     let model = build(&cfg, &[1, 28, 28], 0, vb)?;
+    if steps == 0 {
+        println!("{kind}: {:.4} MFLOP per sample per step", model.summary().train_flops() / 1e6);
+        return Ok(());
+    }
     let mut opt = Optimizer::new(&TrainConfig::default(), named_vars(&map))?;
     let xs = Tensor::rand(0f32, 1f32, (256, 1, 28, 28), &Device::Cpu)?;
     let (mut fwd, mut bwd, mut step) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -46,13 +52,17 @@ fn main() -> anyhow::Result<()> {
     }
     let per = |d: Duration| d.as_secs_f64() * 1e3 / steps as f64;
     let all = total.elapsed();
+    let flops = model.summary().train_flops();
     println!(
-        "{kind}: {:.2} ms/step (forward+loss {:.2}, backward {:.2}, optimiser {:.2}); x235 = {:.2} s/epoch",
+        "{kind}: {:.2} ms/step (forward+loss {:.2}, backward {:.2}, optimiser {:.2}); x235 = {:.2} s/epoch; \
+         {:.2} MFLOP per sample per step, {:.1} GFLOP/s",
         per(all),
         per(fwd),
         per(bwd),
         per(step),
-        all.as_secs_f64() / steps as f64 * 235.0
+        all.as_secs_f64() / steps as f64 * 235.0,
+        flops / 1e6,
+        flops * 256.0 / (per(all) * 1e-3) / 1e9
     );
     Ok(())
 }
