@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: bottleneck against PyTorch (CPU) on this machine, side by side, in one run.
-# The dense and conv Fashion-MNIST defaults (experiments/fashion-{dense,conv}.toml) are
-# trained in both with the same data (all 60,000 training images in [0, 1], reshuffled each
-# epoch), batch 256, AdamW (lr 1e-3, weight decay 0.01), MSE loss and thread count, taking
-# turns: pytorch dense, bottleneck dense, pytorch conv, bottleneck conv, ROUNDS times.
+# The dense, conv and VAE Fashion-MNIST defaults (experiments/fashion-{dense,conv,vae}.toml)
+# are trained in both with the same data (all 60,000 training images in [0, 1], reshuffled
+# each epoch), batch 256, AdamW (lr 1e-3, weight decay 0.01), MSE loss (the VAE: −ELBO with
+# Bernoulli logits) and thread count, taking turns: pytorch dense, bottleneck dense,
+# pytorch conv, bottleneck conv, pytorch vae, bottleneck vae, ROUNDS times. The test MSE
+# of the VAE is that of its decoded posterior mean, on both sides.
 # Prints samples/s per round and a markdown summary: median samples/s of each side, their
 # ratio, s/epoch, peak RSS, test MSE, and the arithmetic rate each side reaches: the
 # model's FLOPs per training step (bottleneck's counter, `step_profile KIND 0`: 6 × the
@@ -20,7 +22,7 @@
 #   BENCH_NO_BUILD=1         skip `cargo build --release` and use the existing binary
 #   TORCH_FLUSH_DENORMAL=1   torch.set_flush_denormal(True) (default: PyTorch's default, off)
 #   BENCH_DATA_DIR=DIR       Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)
-#   BENCH_MODELS="dense conv"  which models to run
+#   BENCH_MODELS="dense conv vae"  which models to run
 #   BENCH_MAX_BATCHES=N      both sides stop each epoch after N batches: smoke tests only
 # PyTorch comes from its CPU wheel index, or from PyPI (the CUDA build, same CPU kernels,
 # ~5 GB installed) where that index is not reachable.
@@ -31,7 +33,7 @@ epochs="${1:-1}"
 rounds="${ROUNDS:-2}"
 threads="${THREADS:-$(nproc)}"
 max_batches="${BENCH_MAX_BATCHES:-0}"
-models="${BENCH_MODELS:-dense conv}"
+models="${BENCH_MODELS:-dense conv vae}"
 data_dir="${BENCH_DATA_DIR:-/usr/share/datasets/fashion-mnist}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -165,7 +167,7 @@ print()
 print("| model | side | samples/s (median) | s/epoch (median) | GFLOP/s | of the limit | peak RSS (MiB) | test MSE |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 ratios = []
-for model in sorted({r["model"] for r in runs}, key=("dense", "conv").index):
+for model in sorted({r["model"] for r in runs}, key=("dense", "conv", "vae").index):
     for side in ("pytorch", "bottleneck"):
         rs = pick(model, side)
         rate = flops[model] * med(rs, "samples_per_second") / 1e9

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""PyTorch half of scripts/bench-vs-pytorch.sh: trains bottleneck's dense or conv
+"""PyTorch half of scripts/bench-vs-pytorch.sh: trains bottleneck's dense, conv or VAE
 Fashion-MNIST default in PyTorch (CPU) exactly as `bottleneck run` does, and times it.
 
-Same models, data, optimiser and loop as experiments/fashion-{dense,conv}.toml:
+Same models, data, optimiser and loop as experiments/fashion-{dense,conv,vae}.toml:
   - all 60,000 training images, pixels scaled to [0, 1], reshuffled every epoch,
     batches of 256 (the last, partial batch included);
-  - AdamW lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01; MSE loss;
+  - AdamW lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01; MSE loss (the VAE:
+    Bernoulli BCE with logits summed per image + KL to N(0, I), in nats per image, k = 16);
   - each step: forward, loss, backward, optimiser step, and the loss read back with
     .item() (bottleneck reads every batch's loss too, to check it is finite).
 
 Only the training loop is timed, per epoch; the data is loaded into one float32 tensor
-before that. The test MSE over the 10,000 test images is computed afterwards (not timed).
+before that. The test MSE over the 10,000 test images (the VAE: of the decoded posterior
+mean) is computed afterwards (not timed).
 PyTorch stays at its defaults (no DataLoader, default init, default AdamW implementation);
 --flush-denormal calls torch.set_flush_denormal(True) for a stricter comparison.
 
@@ -18,7 +20,7 @@ Human-readable lines go to stdout as it runs; the last line is one JSON object t
 shell script parses (samples_per_second and epoch_seconds per epoch, test_mse,
 max_rss_mib, the torch version and build facts).
 
-Usage: bench_pytorch.py --model dense|conv [--epochs 1] [--batch-size 256] [--threads N]
+Usage: bench_pytorch.py --model dense|conv|vae [--epochs 1] [--batch-size 256] [--threads N]
                         [--data-dir /usr/share/datasets/fashion-mnist] [--seed 0]
 """
 
@@ -42,7 +44,7 @@ IMPORT_RSS_MIB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=["dense", "conv"], required=True)
+    p.add_argument("--model", choices=["dense", "conv", "vae"], required=True)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
@@ -50,7 +52,7 @@ def parse_args():
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist",
                    help="folder with the Fashion-MNIST IDX files (gzip or raw)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--latent-dim", type=int, default=None, help="default: 32, the VAE 16")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--max-batches", type=int, default=0,
@@ -85,12 +87,12 @@ def read_idx_images(path):
 
 def load_split(data_dir, prefix, model):
     """All images of a split as one float32 tensor in [0, 1]: [N, 784] for the dense
-    model, [N, 1, 28, 28] for the conv model."""
+    models, [N, 1, 28, 28] for the conv model."""
     pixels = read_idx_images(idx_path(data_dir, f"{prefix}-images-idx3-ubyte"))
     xs = pixels.astype(np.float32)
     xs /= 255.0                                  # in place: one float32 copy at a time
     xs = torch.from_numpy(xs)
-    return xs.reshape(len(xs), -1) if model == "dense" else xs.unsqueeze(1)
+    return xs.unsqueeze(1) if model == "conv" else xs.reshape(len(xs), -1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -129,6 +131,45 @@ def conv_autoencoder(latent):
     return nn.Sequential(encoder, decoder)
 
 
+class Vae(nn.Module):
+    """bottleneck's configs/model/vae.toml: 784-512-256 ReLU, one linear layer to (μ, log σ²)
+    of k units each, z = μ + σ·ε, decoder k-256-512-784 emitting Bernoulli logits."""
+
+    def __init__(self, latent):
+        super().__init__()
+        self.latent = latent
+        self.encoder = nn.Sequential(
+            nn.Linear(784, 512), nn.ReLU(),
+            nn.Linear(512, 256), nn.ReLU(),
+            nn.Linear(256, 2 * latent),                  # μ and log σ²
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent, 256), nn.ReLU(),
+            nn.Linear(256, 512), nn.ReLU(),
+            nn.Linear(512, 784),                         # logits
+        )
+
+    def loss(self, x):
+        """−ELBO per image: BCE with logits summed over the pixels + KL(q(z|x) ‖ N(0, I))."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        recon = nn.functional.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="sum")
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum()
+        return (recon + kl) / len(x)
+
+    def forward(self, x):
+        """The decoded posterior mean, σ(decoder(μ)), as bottleneck's test MSE uses it."""
+        mu, _ = self.encoder(x).chunk(2, dim=1)
+        return torch.sigmoid(self.decoder(mu))
+
+
+def objective(model, batch):
+    """The training loss of a batch: the VAE's −ELBO, else MSE."""
+    if isinstance(model, Vae):
+        return model.loss(batch)
+    return nn.functional.mse_loss(model(batch), batch)
+
+
 # ---------------------------------------------------------------------------------------
 
 def train_epoch(model, opt, xs, batch_size, generator, max_batches):
@@ -143,7 +184,7 @@ def train_epoch(model, opt, xs, batch_size, generator, max_batches):
         if max_batches and b >= max_batches:
             break
         batch = xs[order[start:start + batch_size]]
-        loss = nn.functional.mse_loss(model(batch), batch)
+        loss = objective(model, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -178,7 +219,9 @@ def main():
     print(f"data: {len(train)} train, {len(test)} test images ({time.perf_counter() - t0:.1f} s to load)",
           flush=True)
 
-    model = (dense_autoencoder if args.model == "dense" else conv_autoencoder)(args.latent_dim)
+    build = {"dense": dense_autoencoder, "conv": conv_autoencoder, "vae": Vae}[args.model]
+    latent = args.latent_dim or (16 if args.model == "vae" else 32)
+    model = build(latent)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=args.weight_decay)
     params = sum(p.numel() for p in model.parameters())
