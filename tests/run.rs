@@ -462,6 +462,25 @@ fn bad_overrides_fail_before_training() {
         assert!(err.starts_with("error: ") && err.contains(&format!("`{key}`")), "{err}");
         assert!(!tmp.path().join("runs").exists(), "nothing is created before the config is valid");
     }
+    // A table or image folder that is not there: an error naming data.path and where it
+    // was set, before any run or sweep directory (`config` still prints the experiment).
+    let missing = tmp.path().join("nope.csv");
+    let csv = format!("data.path={}", missing.display());
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let not_a_folder = format!("data.path={}", file.path().display());
+    for (args, want) in [
+        (vec!["run", &experiment("images-conv-vae")], "needs the folder of images in data.path"),
+        (vec!["run", &experiment("csv-tabular"), csv.as_str()], "does not exist; give the table's file"),
+        (vec!["sweep", &experiment("csv-tabular"), csv.as_str(), "model.latent_dim=2,3"], "does not exist"),
+        (vec!["run", &experiment("images-conv-vae"), not_a_folder.as_str()], "is not a folder"),
+    ] {
+        let out = run(tmp.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("`data.path`") && err.contains(want), "{args:?}: {err}");
+        assert!(!tmp.path().join("runs").exists(), "{args:?} made a directory");
+    }
+    assert!(run(tmp.path(), &["config", &experiment("images-conv-vae")]).status.success());
     // Someone else's BOTTLENECK_ variable (scripts/slurm-local.sh documents this one) is
     // not a config key.
     let out = cmd(tmp.path(), &["config", &e]).env("BOTTLENECK_SLURM_DIR", "/tmp/slurm").output().unwrap();

@@ -181,6 +181,7 @@ fn finish(dir: &RunDir, outcome: Result<Outcome, bottleneck_train::TrainError>) 
 /// `bottleneck run EXPERIMENT [overrides...]`.
 pub fn run(experiment: &Path, overrides: &[String], runs: Option<PathBuf>, quiet: bool) -> Result<()> {
     let resolved = resolve(experiment, overrides)?;
+    bottleneck_train::config::check_files(&resolved)?;
     let threads = apply_threads(&resolved.config);
     let dir = prepare(&resolved, &runs_root(runs), threads)?;
     logging::attach_file(&dir.file("train.log"))?;

@@ -165,4 +165,30 @@ impl DataConfig {
         }
         Ok(())
     }
+
+    /// For the sources read from `data.path` (tables, image folders): that the path is
+    /// given and is a file (a folder for images). Run before a run directory exists, so a
+    /// missing file is an error there and then, not a failed run.
+    pub fn check_path(&self) -> Result<()> {
+        let (what, folder) = match crate::source::find(&self.name)?.format {
+            crate::source::Format::Csv | crate::source::Format::Parquet => ("the table's file", false),
+            crate::source::Format::Images => ("the folder of images", true),
+            _ => return Ok(()),
+        };
+        let bad = |value: String, allowed: String| DataError::InvalidConfig { key: "data.path".into(), value, allowed };
+        if self.path.is_empty() {
+            return Err(bad("\"\"".into(), format!("the `{}` source needs {what} in data.path", self.name)));
+        }
+        let path = std::path::Path::new(&self.path);
+        let found = if folder { path.is_dir() } else { path.is_file() };
+        if !found {
+            let is = match (path.exists(), folder) {
+                (false, _) => "does not exist",
+                (true, true) => "is not a folder",
+                (true, false) => "is not a file",
+            };
+            return Err(bad(format!("\"{}\"", self.path), format!("{is}; give {what}")));
+        }
+        Ok(())
+    }
 }

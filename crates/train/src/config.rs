@@ -582,6 +582,20 @@ fn out_of_range(r: &dyn Sources, key: &str, value: &str, allowed: &str) -> Train
     TrainError::Config(format!("invalid value {value} for `{key}` (set in {}): {allowed}", r.source_of(key)))
 }
 
+/// That the files a resolved config reads from `data.path` are there (see
+/// `DataConfig::check_path`); the error names where the path was set. Run before a run
+/// or sweep directory is made. Not part of [`resolve`]: an experiment that leaves the
+/// path to the command line still resolves (and `bottleneck config` prints it).
+pub fn check_files(r: &Resolved) -> Result<()> {
+    match r.config.data.check_path() {
+        Ok(()) => Ok(()),
+        Err(bottleneck_data::DataError::InvalidConfig { key, value, allowed }) => {
+            Err(out_of_range(r, &key, &value, &allowed))
+        }
+        Err(e) => Err(TrainError::Data(e)),
+    }
+}
+
 /// Checks a run's saved config again, as [`resolve`] checked it (`resume` reads a file
 /// that may have been edited since): errors name the key and its line in `path`.
 /// `cfg` with `data.<key>=<value>` overrides applied (for `bottleneck encode`, which

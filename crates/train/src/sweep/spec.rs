@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Plan, Sweep, SWEEP_FILE};
-use crate::config::resolve;
+use crate::config::{check_files, resolve};
 use crate::error::{Result, TrainError};
 use crate::run::write_new;
 use crate::rundir::{create_stamped, now, Failure, Manifest, RunDir, Status};
@@ -122,7 +122,10 @@ impl Sweep {
     /// sweep is not made and the first point's error is returned.
     pub fn create(plan: &Plan, root: &Path, launcher: &str) -> Result<Self> {
         let points = plan.points();
-        let resolved: Vec<_> = points.iter().map(|p| resolve(&plan.experiment, &p.overrides)).collect();
+        let resolved: Vec<_> = points
+            .iter()
+            .map(|p| resolve(&plan.experiment, &p.overrides).and_then(|r| check_files(&r).map(|()| r)))
+            .collect();
         if let Some(Err(first)) = resolved.iter().find(|r| r.is_err()).filter(|_| resolved.iter().all(Result::is_err)) {
             return Err(TrainError::Config(format!("no point of the sweep resolves; the first: {first}")));
         }
