@@ -494,8 +494,10 @@ fn the_slurm_launcher_runs_the_sweep_as_a_job_array() {
 fn requeued_at_the_time_limit(cluster: &Cluster, small: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let e = experiment("fashion-dense");
-    // About 100 s of training on one core of the 2-core CI machine.
-    let long = ["train=debug", "train.epochs=24", "train.max_batches=250", "model.latent_dim=8"];
+    // More than two starts' worth of training (each start trains about 45 s before its
+    // warning) however fast the machine: 24 epochs took 100 s on one core of the 2-core CI
+    // machine and 66 s on a fast day, so 40 epochs take 110–170 s.
+    let long = ["train=debug", "train.epochs=40", "train.max_batches=250", "model.latent_dim=8"];
     let limit = ["launcher.slurm.time=1", "launcher.slurm.signal_seconds=15"];
     // The reference trains on the other core meanwhile.
     let reference_cwd = tmp.path().join("reference");
