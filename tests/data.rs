@@ -215,19 +215,16 @@ fn an_image_folder_trains_a_conv_vae_end_to_end_with_its_report() {
     let root = tmp.path().join("faces");
     image_folder(&root, &["a", "b", "c"], 10, (40, 48));
     let path = format!("data.path={}", root.display());
-    let o = crate::run::run(
-        tmp.path(),
-        &[
-            "run",
-            &crate::run::experiment("images-conv-vae"),
-            &path,
-            "data.image_size=16",
-            "model.latent_dim=4",
-            "model.channels=[8,16]",
-            "train=debug",
-        ],
-    );
-    assert!(o.status.success(), "{}", crate::run::text(&o.stderr));
+    let exp = crate::run::experiment("images-conv-vae");
+    // A small debug run of the experiment on the folder, plus `extra` overrides.
+    let train = |extra: &[&str]| {
+        let mut args = vec!["run", &exp, &path, "data.image_size=16", "model.latent_dim=4", "model.channels=[8,16]"];
+        args.push("train=debug");
+        args.extend(extra);
+        let o = crate::run::run(tmp.path(), &args);
+        assert!(o.status.success(), "{}", crate::run::text(&o.stderr));
+    };
+    train(&[]);
     let d = crate::run::run_dirs(tmp.path(), "images-conv-vae").pop().unwrap();
     let m = crate::run::manifest(&d);
     assert_eq!(m["status"], "done");
@@ -243,21 +240,7 @@ fn an_image_folder_trains_a_conv_vae_end_to_end_with_its_report() {
     assert!(cfg.contains(&format!("path = \"{}\"", root.display())), "{cfg}");
     // The same run with training-time flips and crops sees other training inputs (and the
     // same test images): its training loss differs.
-    let o = crate::run::run(
-        tmp.path(),
-        &[
-            "run",
-            &crate::run::experiment("images-conv-vae"),
-            &path,
-            "data.image_size=16",
-            "model.latent_dim=4",
-            "model.channels=[8,16]",
-            "train=debug",
-            "data.random_flip=true",
-            "data.random_crop_padding=2",
-        ],
-    );
-    assert!(o.status.success(), "{}", crate::run::text(&o.stderr));
+    train(&["data.random_flip=true", "data.random_crop_padding=2"]);
     let aug = crate::run::manifest(&crate::run::run_dirs(tmp.path(), "images-conv-vae").pop().unwrap());
     let loss = |m: &serde_json::Value| m["metrics"]["final_train_loss"].as_f64().unwrap();
     assert!((loss(&aug) - loss(&m)).abs() > 1e-6, "{} vs {}", loss(&aug), loss(&m));

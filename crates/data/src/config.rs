@@ -122,7 +122,8 @@ impl DataConfig {
         fn bad(key: &str, value: impl std::fmt::Display, allowed: &str) -> DataError {
             DataError::InvalidConfig { key: key.into(), value: value.to_string(), allowed: allowed.into() }
         }
-        if crate::source::find(&self.name)?.format == crate::source::Format::Hub {
+        let format = crate::source::find(&self.name)?.format;
+        if format == crate::source::Format::Hub {
             crate::hub::check_config(&self.repo)?;
         } else if !self.repo.is_empty() {
             return Err(bad("data.repo", &self.repo, "is read only by data.name = \"hub\""));
@@ -145,7 +146,6 @@ impl DataConfig {
         if !(8..=256).contains(&self.image_size) {
             return Err(bad("data.image_size", self.image_size, "must be in 8..=256"));
         }
-        let format = crate::source::find(&self.name)?.format;
         let tabular =
             matches!(format, crate::source::Format::Csv | crate::source::Format::Parquet) || self.name == "blobs";
         if tabular && (self.random_flip || self.random_crop_padding > 0) {

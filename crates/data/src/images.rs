@@ -105,21 +105,8 @@ pub fn load(source: &Source, cfg: &DataConfig, seed: u64) -> Result<RawDataset> 
 
 /// [`load`], also returning what was found and how long it took.
 pub fn load_with_summary(source: &Source, cfg: &DataConfig, seed: u64) -> Result<(RawDataset, Summary)> {
-    if cfg.path.is_empty() {
-        return Err(DataError::InvalidConfig {
-            key: "data.path".into(),
-            value: "\"\"".into(),
-            allowed: format!("the `{}` source needs the folder of images in data.path", source.name),
-        });
-    }
+    cfg.check_path()?;
     let root = PathBuf::from(&cfg.path);
-    if !root.is_dir() {
-        return Err(DataError::InvalidConfig {
-            key: "data.path".into(),
-            value: format!("\"{}\"", root.display()),
-            allowed: "must be a folder of PNG or JPEG images (or of class sub-folders of them)".into(),
-        });
-    }
     let t0 = Instant::now();
     let listing = list(&root)?;
     let list_s = t0.elapsed().as_secs_f64();

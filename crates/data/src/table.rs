@@ -180,13 +180,7 @@ pub fn label_column(df: &DataFrame, path: &Path, label: &str) -> Result<(Vec<u32
 /// Loads a table source: features, labels, and a seeded train/test split
 /// (`data.test_fraction`).
 pub fn load(source: &Source, cfg: &DataConfig, seed: u64) -> Result<RawDataset> {
-    if cfg.path.is_empty() {
-        return Err(DataError::InvalidConfig {
-            key: "data.path".into(),
-            value: "\"\"".into(),
-            allowed: format!("the `{}` source needs the table's file in data.path", source.name),
-        });
-    }
+    cfg.check_path()?;
     let path = PathBuf::from(&cfg.path);
     let df = read_table(source.format, &path)?;
     let (xs, feature_names) = feature_matrix(&df, &path, &cfg.features, &cfg.label)?;
