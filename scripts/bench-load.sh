@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: time to load the 60k Fashion-MNIST training images into an f32 tensor
+# Benchmark: time to load the 60k Fashion-MNIST training images into a split of bytes
 # (release build). Target: under 0.5 s. Prints the machine and the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."

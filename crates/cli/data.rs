@@ -179,14 +179,13 @@ fn inspect(cfg: &DataConfig, seed: u64) -> Result<()> {
             None => writeln!(out, "{name:<6} {:>8}  (empty)", 0)?,
         }
     }
-    let mib =
-        |s: &bottleneck_data::Split| (s.xs.elem_count() * s.xs.dtype().size_in_bytes()) as f64 / (1024.0 * 1024.0);
+    let mib = |s: &bottleneck_data::Split| s.stored_bytes() as f64 / (1024.0 * 1024.0);
     writeln!(
         out,
         "memory: train {:.1} MiB, test {:.1} MiB ({} features)",
         mib(&ds.train),
         mib(&ds.test),
-        ds.train.xs.dtype().as_str()
+        ds.train.stored_dtype()
     )?;
     if let Some(f) = &ds.train.factors {
         writeln!(out, "known factors (training split):")?;

@@ -104,8 +104,7 @@ fn sprite(path: &Path, s: &Setup, pick: &[usize]) -> Result<(usize, usize)> {
     let (c, h, w) = (shape[0], shape[1], shape[2]);
     let side = (pick.len() as f64).sqrt().ceil().max(1.0) as usize;
     let idx: Vec<u32> = pick.iter().map(|&i| i as u32).collect();
-    let idx = candle_core::Tensor::from_vec(idx, pick.len(), &candle_core::Device::Cpu)?;
-    let xs = s.data.normalizer.invert(&s.data.test.xs.index_select(&idx, 0)?)?;
+    let xs = s.data.normalizer.invert(&s.data.test.rows(&idx)?)?;
     let px: Vec<f32> = xs.flatten_all()?.to_vec1()?;
     let tmp = path.with_file_name(format!(".tmp-{}-sprite.png", std::process::id()));
     let fail = |r: String| AnalysisError::Plot { path: path.into(), reason: r };

@@ -66,12 +66,6 @@ impl Pca {
     }
 }
 
-/// Rows of a `[n, ...]` tensor flattened to `[n, features]`.
-pub fn flat(xs: &Tensor) -> Result<Tensor> {
-    let n = xs.dim(0)?;
-    Ok(xs.reshape((n, ()))?.to_dtype(DType::F32)?)
-}
-
 /// Squared Euclidean distances between the rows of `a` (`[n, d]`) and `b` (`[m, d]`).
 pub fn sq_distances(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let an = a.sqr()?.sum_keepdim(D::Minus1)?;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bottleneck_data::Split;
 use bottleneck_models::Autoencoder;
 use bottleneck_train::runner::{named_vars, setup, Setup, EVAL_NOISE_SEED};
 use bottleneck_train::{checkpoint, RunDir, Status};
@@ -351,8 +352,7 @@ fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
         return Ok(Vec::new());
     }
     let pick = pick_test(s.data.test.labels.as_ref(), s.data.test.len());
-    let idx = Tensor::from_vec(pick.clone(), pick.len(), &Device::Cpu)?;
-    let xs = s.data.test.xs.index_select(&idx, 0)?.to_device(&s.device)?;
+    let xs = s.data.test.rows(&pick)?.to_device(&s.device)?;
     let model: &dyn Autoencoder = s.model.as_ref();
     let shown = |t: &Tensor| -> Result<Vec<Image>> { images(&s.data.normalizer.invert(&t.to_device(&Device::Cpu)?)?) };
     let plots = dir.path.join("plots");
@@ -626,12 +626,24 @@ fn load_trained(dir: &RunDir, s: &Setup) -> Result<bool> {
     Ok(true)
 }
 
+/// The rows `idx` of a split as a flat `[len, features]` tensor (f32, normalised).
+fn flat_rows(split: &Split, idx: &[usize]) -> Result<Tensor> {
+    let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+    Ok(split.rows(&ids)?.flatten_from(1)?)
+}
+
 /// Codes of the rows `idx` of a split, encoded in batches.
-pub fn encode_rows(model: &dyn Autoencoder, xs: &Tensor, idx: &[usize], batch: usize, dev: &Device) -> Result<Tensor> {
+pub fn encode_rows(
+    model: &dyn Autoencoder,
+    split: &Split,
+    idx: &[usize],
+    batch: usize,
+    dev: &Device,
+) -> Result<Tensor> {
     let mut parts = Vec::new();
     for chunk in idx.chunks(batch.max(1)) {
         let ids: Vec<u32> = chunk.iter().map(|&i| i as u32).collect();
-        let b = xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?.to_device(dev)?;
+        let b = split.rows(&ids)?.to_device(dev)?;
         // Detached: the codes are data here, not a path back into the encoder's weights.
         parts.push(model.encode(&b)?.detach().to_device(&Device::Cpu)?);
     }
@@ -663,7 +675,7 @@ fn unit_metrics(
         skipped.push(format!("unit and factor metrics: {} test samples, they need at least 2", pick.len()));
         return Ok((out, serde_json::Value::Null));
     }
-    let codes = encode_rows(s.model.as_ref(), &test.xs, &pick, batch, &s.device)?;
+    let codes = encode_rows(s.model.as_ref(), test, &pick, batch, &s.device)?;
     let k = codes.dim(1)?;
     let z32: Vec<f32> = codes.flatten_all()?.to_vec1()?;
     let z: Vec<f64> = z32.iter().map(|&v| f64::from(v)).collect();
@@ -678,8 +690,7 @@ fn unit_metrics(
         }
         None => skipped.push("intrinsic dimension of the codes: fewer than 10 distinct codes".into()),
     }
-    let ids: Vec<u32> = few.iter().map(|&i| i as u32).collect();
-    let inputs = crate::pca::flat(&test.xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?)?;
+    let inputs = flat_rows(test, few)?;
     let width = inputs.dim(1)?;
     if let Some(d) = dis::two_nn(&inputs.flatten_all()?.to_vec1::<f32>()?, width) {
         out.insert("intrinsic_dim_data".into(), d);
@@ -735,9 +746,8 @@ fn latent_metrics(
     let (ntr, nte) = (s.data.train.len(), s.data.test.len());
     if nte >= TRUST_MIN_POINTS {
         let few = subsample(nte, TRUST_POINTS, seed ^ 0x1234);
-        let ids: Vec<u32> = few.iter().map(|&i| i as u32).collect();
-        let high = crate::pca::flat(&s.data.test.xs.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?)?;
-        let low = encode_rows(model, &s.data.test.xs, &few, batch, &s.device)?;
+        let high = flat_rows(&s.data.test, &few)?;
+        let low = encode_rows(model, &s.data.test, &few, batch, &s.device)?;
         out.insert("trustworthiness".into(), trustworthiness(&high, &low, NEIGHBOURS)?);
         how.push(format!("trustworthiness: {NEIGHBOURS} neighbours, {} test images", few.len()));
     } else {
@@ -756,11 +766,11 @@ fn latent_metrics(
     let tr = subsample(s.data.train.len(), PROBE_TRAIN, seed ^ 0x9e37);
     let te = subsample(s.data.test.len(), PROBE_TEST, seed ^ 0x7f4a);
     let train = Labelled {
-        xs: encode_rows(model, &s.data.train.xs, &tr, batch, &s.device)?,
+        xs: encode_rows(model, &s.data.train, &tr, batch, &s.device)?,
         ys: tr.iter().map(|&i| train_y[i]).collect(),
     };
     let test = Labelled {
-        xs: encode_rows(model, &s.data.test.xs, &te, batch, &s.device)?,
+        xs: encode_rows(model, &s.data.test, &te, batch, &s.device)?,
         ys: te.iter().map(|&i| test_y[i]).collect(),
     };
     out.insert("linear_probe_accuracy".into(), linear_probe(&train, &test)?);

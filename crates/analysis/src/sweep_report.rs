@@ -13,7 +13,7 @@ use bottleneck_train::{ExperimentConfig, Status};
 use crate::error::Result;
 use crate::html::{self, escape, number};
 use crate::metrics::{linear_probe, Labelled, PROBE_TEST, PROBE_TRAIN};
-use crate::pca::{flat, Pca};
+use crate::pca::Pca;
 use crate::plot::{save, Line, Lines, XScale};
 use crate::run_report::{report_run, subsample, Fig};
 use candle_core::Tensor;
@@ -32,7 +32,7 @@ pub struct Baseline {
 /// (normalised as the runs saw it), scored on its test split.
 pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<Vec<Baseline>> {
     let data = Dataset::load(&cfg.data, cfg.seed)?;
-    let (train, test) = (flat(&data.train.xs)?, flat(&data.test.xs)?);
+    let (train, test) = (data.train.flat()?, data.test.flat()?);
     let pca = Pca::fit(&train)?;
     let mse = pca.mse_by_k(&test, ks)?;
     let probe_sets = match (&data.train.labels, &data.test.labels) {

@@ -1,4 +1,4 @@
-//! Benchmark: load the 60k Fashion-MNIST training images (gzip IDX) into an f32 tensor.
+//! Benchmark: load the 60k Fashion-MNIST training images (gzip IDX) into a split of bytes.
 //! Run through `scripts/bench-load.sh` (release build, same allocator as the binary).
 #![allow(clippy::print_stdout)]
 
@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let split = mnist::load_split(src, &images, &labels, 10)?;
         train.push(t.elapsed().as_secs_f64());
-        assert_eq!(split.xs.dims(), [60_000, 1, 28, 28]);
+        assert_eq!((split.dims(), split.stored_dtype()), (&[60_000, 1, 28, 28][..], "u8"));
         let t = Instant::now();
         let ds = RawDataset::load(&DataConfig::named("fashion-mnist"), 0)?;
         whole.push(t.elapsed().as_secs_f64());
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (wmin, wmed) = median(&mut whole);
     println!("fashion-mnist from {}", dir.display());
     println!(
-        "60k train images + labels -> f32 tensor [60000,1,28,28]: median {tmed:.3} s, best {tmin:.3} s ({reps} runs)"
+        "60k train images + labels -> u8 split [60000,1,28,28]:    median {tmed:.3} s, best {tmin:.3} s ({reps} runs)"
     );
     println!("whole dataset (train + test, in parallel):              median {wmed:.3} s, best {wmin:.3} s");
     Ok(())

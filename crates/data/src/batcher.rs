@@ -104,11 +104,10 @@ impl<'a> Batcher<'a> {
 
     fn batch(&self, start: usize, len: usize) -> Result<Batch> {
         let (xs, indices) = match &self.order {
-            None => (self.split.xs.narrow(0, start, len)?, (start as u32..(start + len) as u32).collect()),
+            None => (self.split.range(start, len)?, (start as u32..(start + len) as u32).collect()),
             Some(order) => {
                 let indices = order[start..start + len].to_vec();
-                let idx = Tensor::from_slice(&indices, len, &Device::Cpu)?;
-                (self.split.xs.index_select(&idx, 0)?, indices)
+                (self.split.rows(&indices)?, indices)
             }
         };
         let xs = match self.augment {

@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use candle_core::Tensor;
-
-use crate::dataset::{bytes_to_unit_tensor, RawDataset, Split};
+use crate::dataset::{RawDataset, Split};
 use crate::error::{DataError, Result};
 use crate::source::{resolve_files, Source};
 
@@ -15,6 +13,12 @@ pub const RECORD: usize = 1 + 3 * SIDE * SIDE;
 
 /// Reads one batch file into a split.
 pub fn read_batch(path: &Path, classes: usize) -> Result<Split> {
+    let (pixels, labels) = read_records(path, classes)?;
+    Split::from_bytes(pixels, &[labels.len(), 3, SIDE, SIDE], Some(labels))
+}
+
+/// The pixel bytes (CHW, image after image) and labels of one batch file, checked.
+fn read_records(path: &Path, classes: usize) -> Result<(Vec<u8>, Vec<u32>)> {
     let bytes = fs_err::read(path)?;
     if bytes.is_empty() {
         return Err(DataError::Empty { path: path.into() });
@@ -33,7 +37,7 @@ pub fn read_batch(path: &Path, classes: usize) -> Result<Split> {
         labels.push(label);
         pixels.extend_from_slice(&rec[1..]);
     }
-    Split::new(bytes_to_unit_tensor(&pixels, &[n, 3, SIDE, SIDE])?, Some(labels))
+    Ok((pixels, labels))
 }
 
 /// Loads the five training batches and the test batch from `dir`.
@@ -41,9 +45,12 @@ pub fn load(source: &Source, dir: &Path) -> Result<RawDataset> {
     let files = resolve_files(source, dir)?;
     let classes = source.classes.len();
     let (train_files, test_file) = files.split_at(files.len() - 1);
-    let parts = train_files.iter().map(|p| read_batch(p, classes)).collect::<Result<Vec<_>>>()?;
-    let xs = Tensor::cat(&parts.iter().map(|s| &s.xs).collect::<Vec<_>>(), 0)?;
-    let labels = parts.iter().flat_map(|s| s.labels.iter().flatten().copied()).collect();
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for path in train_files {
+        let (p, l) = read_records(path, classes)?;
+        pixels.extend_from_slice(&p);
+        labels.extend(l);
+    }
     Ok(RawDataset {
         name: source.name.into(),
         sample_shape: vec![3, SIDE, SIDE],
@@ -52,7 +59,7 @@ pub fn load(source: &Source, dir: &Path) -> Result<RawDataset> {
         factors: Vec::new(),
         location: dir.into(),
         pixels: true,
-        train: Split::new(xs, Some(labels))?,
+        train: Split::from_bytes(pixels, &[labels.len(), 3, SIDE, SIDE], Some(labels))?,
         test: read_batch(&test_file[0], classes)?,
     })
 }

@@ -234,7 +234,9 @@ mod with_hub {
                 format!("{file}: label {label} in row {row} is out of range (expected 0..{classes})"),
             ));
         }
-        Split::new(xs.to_dtype(DType::F32)?, Some(labels))
+        // The loaders hand out `byte / 255` as f32: keep the bytes, as every pixel source does.
+        let bytes = (xs.to_dtype(DType::F32)? * 255.0)?.round()?.clamp(0f32, 255f32)?.to_dtype(DType::U8)?;
+        Split::from_bytes(bytes.flatten_all()?.to_vec1::<u8>()?, &[n, c, h, w], Some(labels))
     }
 
     /// Loads `repo_id` from the local cache through candle-datasets' loader.

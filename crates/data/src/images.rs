@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Crop, DataConfig};
-use crate::dataset::{bytes_to_unit_tensor, split_indices, RawDataset, Split};
+use crate::dataset::{partition_rows, split_indices, RawDataset, Split};
 use crate::error::{DataError, Result};
 use crate::source::Source;
 
@@ -134,31 +134,23 @@ pub fn load_with_summary(source: &Source, cfg: &DataConfig, seed: u64) -> Result
         );
         return Err(DataError::NoImages { dir: root, why });
     }
-    // Split the bytes first, then turn each part into floats, so that at no time the whole
-    // set is held as floats twice (the bytes are a quarter of that).
     let (train_idx, test_idx) = if plan.split_folders {
         let is_test = |j: &u32| plan.entries[decoded.kept[*j as usize]].test;
         ((0..n as u32).filter(|j| !is_test(j)).collect(), (0..n as u32).filter(is_test).collect())
     } else {
         split_indices(n, cfg.test_fraction, seed)
     };
-    let per = c * s * s;
     let labelled = !plan.classes.is_empty();
-    let part = |idx: &[u32]| -> (Vec<u8>, Option<Vec<u32>>) {
-        let mut bytes = Vec::with_capacity(idx.len() * per);
-        for &j in idx {
-            bytes.extend_from_slice(&decoded.pixels[j as usize * per..(j as usize + 1) * per]);
-        }
-        let labels = labelled.then(|| idx.iter().map(|&j| plan.entries[decoded.kept[j as usize]].label).collect());
-        (bytes, labels)
+    let labels = |idx: &[u32]| {
+        labelled.then(|| idx.iter().map(|&j| plan.entries[decoded.kept[j as usize]].label).collect::<Vec<u32>>())
     };
-    let (train_bytes, train_labels) = part(&train_idx);
-    let (test_bytes, test_labels) = part(&test_idx);
+    let (train_labels, test_labels) = (labels(&train_idx), labels(&test_idx));
     let Decoded { pixels, skipped, sizes, .. } = decoded;
-    drop(pixels);
-    let train = Split::new(bytes_to_unit_tensor(&train_bytes, &[train_idx.len(), c, s, s])?, train_labels)?;
-    drop(train_bytes);
-    let test = Split::new(bytes_to_unit_tensor(&test_bytes, &[test_idx.len(), c, s, s])?, test_labels)?;
+    // The test rows are copied out and the training rows moved down in place: the bytes
+    // are never held twice.
+    let (train_bytes, test_bytes) = partition_rows(pixels, c * s * s, &train_idx, &test_idx);
+    let train = Split::from_bytes(train_bytes, &[train_idx.len(), c, s, s], train_labels)?;
+    let test = Split::from_bytes(test_bytes, &[test_idx.len(), c, s, s], test_labels)?;
     let summary = Summary {
         found: plan.entries.len(),
         skipped,
@@ -408,12 +400,8 @@ fn decode_all(root: &Path, entries: &[Entry], cfg: &DataConfig) -> Result<Decode
     }
     if !skipped.is_empty() {
         // Close the gaps the skipped images left.
-        for (to, &from) in kept.iter().enumerate() {
-            if to != from {
-                pixels.copy_within(from * per..(from + 1) * per, to * per);
-            }
-        }
-        pixels.truncate(kept.len() * per);
+        let rows: Vec<u32> = kept.iter().map(|&i| i as u32).collect();
+        pixels = partition_rows(pixels, per, &rows, &[]).0;
     }
     let mut sizes: Vec<(u32, u32, usize)> = sizes.into_iter().map(|((w, h), n)| (w, h, n)).collect();
     sizes.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));

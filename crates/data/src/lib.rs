@@ -4,9 +4,9 @@
 //! CIFAR-10 binary batches, CSV/Parquet tables through polars, folders of PNG/JPEG images
 //! ([`images`]), and synthetic sets. Data
 //! directories resolve `data.dir` → `BOTTLENECK_DATA_DIR` → `/usr/share/datasets/<name>`
-//! → the user cache dir. A loaded [`Dataset`] has seeded train/validation/test splits as
-//! candle tensors, normalised with statistics fitted on the training split; [`Batcher`]
-//! yields seeded shuffled mini-batches. (Input noise for denoising lives with the model,
+//! → the user cache dir. A loaded [`Dataset`] has seeded train/validation/test splits
+//! (pixel sources keep their bytes, tables f32), read as f32 tensors normalised with
+//! statistics fitted on the training split; [`Batcher`] yields seeded shuffled mini-batches. (Input noise for denoising lives with the model,
 //! in `bottleneck-models`, which applies it in training mode only.)
 //! Downloads ([`fetch()`]) are explicit and checksummed, never a side effect of loading.
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::dataset::{bytes_to_unit_tensor, RawDataset, Split};
+use crate::dataset::{RawDataset, Split};
 use crate::error::{DataError, Result};
 use crate::idx;
 use crate::source::{resolve_files, Source};
@@ -56,6 +56,6 @@ pub fn load_split(source: &Source, images: &Path, labels: &Path, classes: usize)
     if let Some((index, &label)) = labs.data.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
         return Err(DataError::LabelRange { path: labels.into(), index, label: label.into(), classes });
     }
-    let xs = bytes_to_unit_tensor(&imgs.data, &[n, 1, SIDE, SIDE])?;
-    Split::new(xs, Some(labs.data.iter().map(|&l| u32::from(l)).collect()))
+    let labels = labs.data.iter().map(|&l| u32::from(l)).collect();
+    Split::from_bytes(imgs.data, &[n, 1, SIDE, SIDE], Some(labels))
 }

@@ -35,7 +35,7 @@ pub fn generate(source: &Source, cfg: &DataConfig, seed: u64) -> Result<RawDatas
             return Err(DataError::UnknownDataset { name: other.into(), known: "blobs, shapes, sprites".into() });
         }
     };
-    let (train, test) = split_off(&all, cfg.test_fraction, seed)?;
+    let (train, test) = split_off(all, cfg.test_fraction, seed)?;
     Ok(RawDataset {
         name: source.name.into(),
         sample_shape,

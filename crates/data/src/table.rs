@@ -192,7 +192,7 @@ pub fn load(source: &Source, cfg: &DataConfig, seed: u64) -> Result<RawDataset> 
     };
     let width = feature_names.len();
     let all = Split::new(Tensor::from_vec(xs, (df.height(), width), &Device::Cpu)?, labels)?;
-    let (train, test) = split_off(&all, cfg.test_fraction, seed)?;
+    let (train, test) = split_off(all, cfg.test_fraction, seed)?;
     Ok(RawDataset {
         name: source.name.into(),
         sample_shape: vec![width],

@@ -75,8 +75,32 @@ impl Normalizer {
         }
     }
 
-    /// Applies the map to a split's features, keeping its labels.
-    pub fn apply_split(&self, split: &Split) -> Result<Split> {
-        Ok(Split { xs: self.apply(&split.xs)?, labels: split.labels.clone(), factors: split.factors.clone() })
+    /// Fits the normalisation `how` on a training split: [`Normalizer::fit`] on f32
+    /// features; for pixel bytes the statistics come exactly from the bytes (integer
+    /// sums), without building the split as f32. `unit` leaves pixels alone.
+    pub fn fit_split(how: Normalize, pixels: bool, train: &Split) -> Result<Self> {
+        let Some(st) = train.byte_stats() else { return Self::fit(how, pixels, &train.xs()?) };
+        let n = st.n as f64;
+        let (shift, scale): (Vec<f32>, Vec<f32>) = match how {
+            Normalize::None | Normalize::Unit => return Ok(Self::Identity),
+            _ if st.n == 0 => return Self::fit(how, pixels, &train.xs()?),
+            Normalize::Standard => st
+                .sum
+                .iter()
+                .zip(&st.sum_sq)
+                .map(|(&s, &sq)| {
+                    let mean = s as f64 / n;
+                    let var = (sq as f64 / n - mean * mean).max(0.0);
+                    ((mean / 255.0) as f32, (var.sqrt() / 255.0) as f32)
+                })
+                .unzip(),
+        };
+        let mut dims = train.dims().to_vec();
+        dims[0] = 1;
+        let scale = scale.into_iter().map(|s| if s > MIN_SCALE { s } else { 1.0 }).collect();
+        Ok(Self::Affine {
+            shift: Tensor::from_vec(shift, dims.clone(), &Device::Cpu)?,
+            scale: Tensor::from_vec(scale, dims, &Device::Cpu)?,
+        })
     }
 }

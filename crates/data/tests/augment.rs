@@ -22,7 +22,7 @@ fn dataset(n: usize, normalize: Normalize) -> Dataset {
         location: "generated".into(),
         pixels: false,
         train: split.clone(),
-        test: split.head(2).unwrap(),
+        test: split.clone().head(2).unwrap(),
     };
     Dataset::from_raw(raw, 0.0, normalize, 0).unwrap()
 }
@@ -40,10 +40,10 @@ fn a_flip_mirrors_rows_and_happens_about_half_the_time_as_drawn() {
     let ds = dataset(200, Normalize::None);
     let aug = Augment::new(&cfg(true, 0), &ds, 7).unwrap().unwrap();
     let batch: Vec<u32> = (0..200).collect();
-    let out = aug.apply(&ds.train.xs, &batch, 3).unwrap();
+    let out = aug.apply(&ds.train.xs().unwrap(), &batch, 3).unwrap();
     let mut flipped = 0;
     for i in 0..200 {
-        let (x, y) = (sample(&ds.train.xs, i), sample(&out, i));
+        let (x, y) = (sample(&ds.train.xs().unwrap(), i), sample(&out, i));
         let (f, dy, dx) = aug.draw(3, i as u32);
         assert_eq!((dy, dx), (0, 0));
         for c in 0..2 {
@@ -59,7 +59,7 @@ fn a_flip_mirrors_rows_and_happens_about_half_the_time_as_drawn() {
     }
     assert!((70..=130).contains(&flipped), "{flipped} of 200 flipped");
     // Another epoch draws again; the same epoch draws the same.
-    let again = aug.apply(&ds.train.xs, &batch, 3).unwrap();
+    let again = aug.apply(&ds.train.xs().unwrap(), &batch, 3).unwrap();
     assert_eq!(
         out.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         again.flatten_all().unwrap().to_vec1::<f32>().unwrap()
@@ -77,10 +77,10 @@ fn a_padded_crop_shifts_by_at_most_the_padding_and_fills_with_normalised_black()
         ds.normalizer.apply(&Tensor::zeros((1, 2, 5, 6), candle_core::DType::F32, &Device::Cpu).unwrap()).unwrap();
     let black = sample(&black, 0);
     let idx: Vec<u32> = (0..50).collect();
-    let out = aug.apply(&ds.train.xs, &idx, 0).unwrap();
+    let out = aug.apply(&ds.train.xs().unwrap(), &idx, 0).unwrap();
     let mut shifts = std::collections::BTreeSet::new();
     for i in 0..50 {
-        let (x, y) = (sample(&ds.train.xs, i), sample(&out, i));
+        let (x, y) = (sample(&ds.train.xs().unwrap(), i), sample(&out, i));
         let (f, dy, dx) = aug.draw(0, i as u32);
         assert!(!f && dy.abs() <= 2 && dx.abs() <= 2);
         shifts.insert((dy, dx));

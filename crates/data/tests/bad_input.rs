@@ -27,7 +27,7 @@ fn good_fixture_loads_gz_and_raw() {
         let ds = load_mnist(tmp.path()).unwrap();
         assert_eq!((ds.train.len(), ds.test.len()), (30, 20));
         assert_eq!(ds.sample_shape, [1, 28, 28]);
-        let first: Vec<f32> = ds.train.xs.get(0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let first: Vec<f32> = ds.train.xs().unwrap().get(0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let expect: Vec<f32> = train_x[..784].iter().map(|&b| f32::from(b) / 255.0).collect();
         assert_eq!(first, expect);
         assert_eq!(ds.train.labels.unwrap(), train_y.iter().map(|&l| u32::from(l)).collect::<Vec<_>>());
@@ -164,7 +164,7 @@ fn cifar_loads_chw() {
     assert_eq!(ds.sample_shape, [3, 32, 32]);
     // Record 0 of batch 1: red plane first.
     let rec = cifar_record(0, 0);
-    let px: Vec<f32> = ds.train.xs.get(0).unwrap().get(0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let px: Vec<f32> = ds.train.xs().unwrap().get(0).unwrap().get(0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(px[5], f32::from(rec[6]) / 255.0);
     // 7 records per batch with labels j % 10: label 3 once in each of the 5 training batches.
     assert_eq!(ds.train.label_histogram(10)[3], 5);
@@ -248,7 +248,7 @@ fn parquet_round_trip_through_polars() {
     assert_eq!(ds.classes, ["0", "1", "2"]);
     // Every row keeps f2 = 10 * f1 and its label, whatever the split.
     for split in [&ds.train, &ds.test] {
-        let rows: Vec<Vec<f32>> = split.xs.to_vec2().unwrap();
+        let rows: Vec<Vec<f32>> = split.xs().unwrap().to_vec2().unwrap();
         for (row, &label) in rows.iter().zip(split.labels.as_ref().unwrap()) {
             assert_eq!(row[1], 10.0 * row[0]);
             let expect = [0, 1, 0, 1, 2][row[0] as usize - 1];

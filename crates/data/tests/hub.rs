@@ -92,14 +92,14 @@ fn hub(repo: &str) -> DataConfig {
 }
 
 fn assert_split(split: &bottleneck_data::Split, first: usize, channels: usize, side: usize) {
-    let xs: Vec<f32> = split.xs.flatten_all().unwrap().to_vec1().unwrap();
+    let xs: Vec<f32> = split.xs().unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let per = channels * side * side;
     assert_eq!(xs.len(), split.len() * per);
     for (k, &v) in xs.iter().enumerate() {
         let (i, rest) = (k / per, k % per);
         let (c, y, x) = (rest / (side * side), rest / side % side, rest % side);
         let want = f32::from(pixel(first + i, c, y, x)) / 255.0;
-        assert!((v - want).abs() < 1e-6, "sample {i} channel {c} pixel ({y}, {x}): {v} != {want}");
+        assert_eq!(v, want, "sample {i} channel {c} pixel ({y}, {x})");
     }
     let labels: Vec<u32> = split.labels.clone().unwrap();
     let want: Vec<u32> = (first..first + split.len()).map(|i| label(i) as u32).collect();

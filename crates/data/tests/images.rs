@@ -89,7 +89,7 @@ fn class_folders_give_sorted_classes_labels_and_the_pixels_of_each_file() {
             let want = [RED, GREEN, BLUE][label as usize];
             for (y, x) in [(0, 0), (3, 4), (7, 7)] {
                 for (ch, &w) in want.iter().enumerate() {
-                    let got = px(&split.xs, i, ch, y, x);
+                    let got = px(&split.xs().unwrap(), i, ch, y, x);
                     let tol = if label == 1 { 4 } else { 0 };
                     assert!(got.abs_diff(w) <= tol, "sample {i} (label {label}) channel {ch}: {got} vs {w}");
                 }
@@ -116,21 +116,21 @@ fn the_centre_crop_keeps_the_middle_and_none_stretches_the_whole_image() {
     let (raw, _) = load(&c).unwrap();
     assert!(raw.classes.is_empty() && raw.train.labels.is_none(), "a flat folder has no labels");
     for x in 0..8 {
-        assert_eq!([0, 1, 2].map(|ch| px(&raw.train.xs, 0, ch, 4, x)), GREEN, "column {x}");
+        assert_eq!([0, 1, 2].map(|ch| px(&raw.train.xs().unwrap(), 0, ch, 4, x)), GREEN, "column {x}");
     }
     // A 20-pixel crop of the middle: green too.
     c.crop_size = 20;
     let (raw, _) = load(&c).unwrap();
-    assert_eq!([0, 1, 2].map(|ch| px(&raw.train.xs, 0, ch, 4, 0)), GREEN);
+    assert_eq!([0, 1, 2].map(|ch| px(&raw.train.xs().unwrap(), 0, ch, 4, 0)), GREEN);
     // No crop: the 60 columns squeeze into 8, mostly red at the left edge (the filter also
     // reaches a little of the green), blue at the right, green in the middle.
     c.crop = Crop::None;
     c.crop_size = 0;
     let (raw, _) = load(&c).unwrap();
-    let (left, right) = (px(&raw.train.xs, 0, 0, 0, 0), px(&raw.train.xs, 0, 2, 0, 7));
+    let (left, right) = (px(&raw.train.xs().unwrap(), 0, 0, 0, 0), px(&raw.train.xs().unwrap(), 0, 2, 0, 7));
     assert!(left > 150 && right > 150, "left red {left}, right blue {right}");
-    assert!(px(&raw.train.xs, 0, 0, 0, 0) > px(&raw.train.xs, 0, 0, 0, 4) + 100);
-    assert_eq!([0, 1, 2].map(|ch| px(&raw.train.xs, 0, ch, 0, 4)), GREEN);
+    assert!(px(&raw.train.xs().unwrap(), 0, 0, 0, 0) > px(&raw.train.xs().unwrap(), 0, 0, 0, 4) + 100);
+    assert_eq!([0, 1, 2].map(|ch| px(&raw.train.xs().unwrap(), 0, ch, 0, 4)), GREEN);
     // A crop larger than the image is an error naming the file and the key.
     c.crop = Crop::Center;
     c.crop_size = 41;
@@ -160,7 +160,7 @@ fn grey_is_pils_luma_and_train_test_folders_are_the_splits() {
     assert_eq!(raw.train.labels.as_deref(), Some(&[0, 0, 0, 1, 1, 1][..]));
     assert_eq!(raw.test.labels.as_deref(), Some(&[0, 0, 1, 1, 2][..]));
     // L = (200·299 + 100·587 + 50·114) / 1000 = 124.2 → 124.
-    assert_eq!(px(&raw.test.xs, 4, 0, 3, 3), 124);
+    assert_eq!(px(&raw.test.xs().unwrap(), 4, 0, 3, 3), 124);
     c.channels = 2;
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("data.channels") && e.contains("1 (grey) or 3 (RGB)"), "{e}");

@@ -26,12 +26,12 @@ fn val_split_is_seeded_disjoint_and_complete() {
     let c = Dataset::from_raw(raw.clone(), 0.25, Normalize::None, 4).unwrap();
     assert_eq!(a.val.len(), (raw.train.len() as f64 * 0.25).round() as usize);
     assert_eq!(a.train.len() + a.val.len(), raw.train.len());
-    assert_eq!(rows(&a.val.xs), rows(&b.val.xs), "same seed, same split");
-    assert_ne!(rows(&a.val.xs), rows(&c.val.xs), "another seed, another split");
+    assert_eq!(rows(&a.val.xs().unwrap()), rows(&b.val.xs().unwrap()), "same seed, same split");
+    assert_ne!(rows(&a.val.xs().unwrap()), rows(&c.val.xs().unwrap()), "another seed, another split");
     let key = |r: &Vec<f32>| r.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    let train: HashSet<_> = rows(&a.train.xs).iter().map(key).collect();
-    let val: HashSet<_> = rows(&a.val.xs).iter().map(key).collect();
-    let all: HashSet<_> = rows(&raw.train.xs).iter().map(key).collect();
+    let train: HashSet<_> = rows(&a.train.xs().unwrap()).iter().map(key).collect();
+    let val: HashSet<_> = rows(&a.val.xs().unwrap()).iter().map(key).collect();
+    let all: HashSet<_> = rows(&raw.train.xs().unwrap()).iter().map(key).collect();
     assert!(train.is_disjoint(&val));
     assert_eq!(train.union(&val).cloned().collect::<HashSet<_>>(), all);
 }
@@ -40,7 +40,7 @@ fn val_split_is_seeded_disjoint_and_complete() {
 fn standardisation_is_fitted_on_train_only() {
     let raw = RawDataset::load(&blobs(2000), 1).unwrap();
     let ds = Dataset::from_raw(raw.clone(), 0.1, Normalize::Standard, 1).unwrap();
-    let train = rows(&ds.train.xs);
+    let train = rows(&ds.train.xs().unwrap());
     let n = train.len() as f64;
     for j in 0..5 {
         let mean = train.iter().map(|r| f64::from(r[j])).sum::<f64>() / n;
@@ -49,19 +49,19 @@ fn standardisation_is_fitted_on_train_only() {
         assert!((var - 1.0).abs() < 1e-3, "feature {j}: train var {var}");
     }
     // The test split uses the training statistics: recompute them here from raw data.
-    let (kept, _) = bottleneck_data::dataset::split_off(&raw.train, 0.1, 1).unwrap();
-    let kept = rows(&kept.xs);
+    let (kept, _) = bottleneck_data::dataset::split_off(raw.train.clone(), 0.1, 1).unwrap();
+    let kept = rows(&kept.xs().unwrap());
     let m = kept.len() as f64;
     let mean0 = kept.iter().map(|r| f64::from(r[0])).sum::<f64>() / m;
     let std0 = (kept.iter().map(|r| (f64::from(r[0]) - mean0).powi(2)).sum::<f64>() / m).sqrt();
-    let raw_test = rows(&raw.test.xs);
-    let test = rows(&ds.test.xs);
+    let raw_test = rows(&raw.test.xs().unwrap());
+    let test = rows(&ds.test.xs().unwrap());
     for (r, t) in raw_test.iter().zip(&test).take(20) {
         let expect = (f64::from(r[0]) - mean0) / std0;
         assert!((f64::from(t[0]) - expect).abs() < 1e-3, "{} vs {expect}", t[0]);
     }
     // And it inverts.
-    let back = rows(&ds.normalizer.invert(&ds.test.xs).unwrap());
+    let back = rows(&ds.normalizer.invert(&ds.test.xs().unwrap()).unwrap());
     assert!((back[3][2] - raw_test[3][2]).abs() < 1e-3);
 }
 
@@ -69,7 +69,7 @@ fn standardisation_is_fitted_on_train_only() {
 fn unit_scaling_of_tables_uses_train_min_max_and_keeps_pixels() {
     let raw = RawDataset::load(&blobs(500), 2).unwrap();
     let ds = Dataset::from_raw(raw, 0.0, Normalize::Unit, 2).unwrap();
-    let flat = ds.train.xs.flatten_all().unwrap();
+    let flat = ds.train.xs().unwrap().flatten_all().unwrap();
     assert_eq!(flat.min(0).unwrap().to_scalar::<f32>().unwrap(), 0.0);
     assert!((flat.max(0).unwrap().to_scalar::<f32>().unwrap() - 1.0).abs() < 1e-6);
     // Pixels are already [0, 1]: unit scaling is the identity for them.
@@ -143,7 +143,7 @@ fn subsets_take_the_first_samples() {
     let ds = RawDataset::load(&cfg, 0).unwrap();
     assert_eq!((ds.train.len(), ds.test.len()), (10, 5));
     let full = RawDataset::load(&DataConfig { samples: 100, ..DataConfig::named("shapes") }, 0).unwrap();
-    assert_eq!(rows(&ds.train.xs), rows(&full.train.xs.narrow(0, 0, 10).unwrap()));
+    assert_eq!(rows(&ds.train.xs().unwrap()), rows(&full.train.xs().unwrap().narrow(0, 0, 10).unwrap()));
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn sprites_keep_their_factors_through_splits_and_subsets() {
     let names: Vec<&str> = raw.factors.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["shape", "scale", "orientation", "pos_x", "pos_y"]);
     assert_eq!((raw.factors[0].categories, raw.factors[1].categories), (3, 0));
-    assert_eq!(raw.train.xs.dims(), [320, 1, 32, 32]);
+    assert_eq!(raw.train.xs().unwrap().dims(), [320, 1, 32, 32]);
     for split in [&raw.train, &raw.test] {
         let f: Vec<Vec<f32>> = split.factors.as_ref().unwrap().to_vec2().unwrap();
         let labels = split.labels.as_ref().unwrap();
@@ -168,7 +168,7 @@ fn sprites_keep_their_factors_through_splits_and_subsets() {
     }
     // Each image shows its shape: some ink, and the border pixels stay black (the
     // positions leave room for the shape at any orientation, and a pixel more).
-    let imgs: Vec<Vec<f32>> = raw.train.xs.flatten_from(1).unwrap().to_vec2().unwrap();
+    let imgs: Vec<Vec<f32>> = raw.train.xs().unwrap().flatten_from(1).unwrap().to_vec2().unwrap();
     let f: Vec<Vec<f32>> = raw.train.factors.as_ref().unwrap().to_vec2().unwrap();
     for (img, row) in imgs.iter().zip(&f) {
         let ink: f32 = img.iter().sum();
@@ -190,9 +190,9 @@ fn sprites_keep_their_factors_through_splits_and_subsets() {
     assert!(big > 1.5 * small, "{big} vs {small}");
     // Seeded: the same seed gives the same images and factors; another seed does not.
     let again = RawDataset::load(&cfg, 5).unwrap();
-    assert_eq!(rows(&again.train.xs), rows(&raw.train.xs));
+    assert_eq!(rows(&again.train.xs().unwrap()), rows(&raw.train.xs().unwrap()));
     let other = RawDataset::load(&cfg, 6).unwrap();
-    assert_ne!(rows(&other.train.xs), rows(&raw.train.xs));
+    assert_ne!(rows(&other.train.xs().unwrap()), rows(&raw.train.xs().unwrap()));
     // The validation split and subsets carry the same rows of factors as of images.
     let sub = RawDataset::load(&DataConfig { train_subset: 50, ..cfg.clone() }, 5).unwrap();
     assert_eq!(sub.train.factors.as_ref().unwrap().dims(), [50, 5]);

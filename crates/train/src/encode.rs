@@ -61,12 +61,12 @@ pub fn encode(dir: &RunDir, split: &str, data_overrides: &[String], out: &Path) 
                 s.data.name
             )));
         }
-        let (train, val) = split_off(&raw.train, other.data.val_fraction, cfg.seed)?;
+        let (train, val) = split_off(raw.train, other.data.val_fraction, cfg.seed)?;
         let norm = &s.data.normalizer;
         let splits = vec![
-            ("train", norm.apply_split(&train)?),
-            ("val", norm.apply_split(&val)?),
-            ("test", norm.apply_split(&raw.test)?),
+            ("train", train.normalized(norm)?),
+            ("val", val.normalized(norm)?),
+            ("test", raw.test.normalized(norm)?),
         ];
         (splits, raw.factors)
     };

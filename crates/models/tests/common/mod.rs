@@ -18,7 +18,7 @@ pub fn fashion(n: usize) -> Tensor {
     let search =
         SearchPath { config_dir: Some(dir), env_dir: None, system_root: "/nonexistent".into(), cache_root: None };
     let cfg = DataConfig { train_subset: n, test_subset: 1, ..DataConfig::named("fashion-mnist") };
-    RawDataset::load_from(&cfg, 0, &search).unwrap().train.xs
+    RawDataset::load_from(&cfg, 0, &search).unwrap().train.xs().unwrap()
 }
 
 /// Builds `cfg` for `input_shape` with weights seeded by `seed`.
