@@ -454,6 +454,7 @@ fn bad_overrides_fail_before_training() {
         ("model.latent_dimm=3", "model.latent_dimm"),
         ("train.lr=abc", "train.lr"),
         ("device=cuda:0", "device"),
+        ("kernels=fused", "kernels"),
         ("train.threads=100000", "train.threads"),
     ] {
         let out = run(tmp.path(), &["run", &e, o]);
@@ -485,6 +486,47 @@ fn bad_overrides_fail_before_training() {
     // not a config key.
     let out = cmd(tmp.path(), &["config", &e]).env("BOTTLENECK_SLURM_DIR", "/tmp/slurm").output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// The last epoch's training and validation loss (`metrics.csv`) and the test MSE.
+fn final_losses(dir: &Path) -> [f64; 3] {
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let col = |name: &str| -> f64 {
+        let j = rows[0].iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} in {:?}", rows[0]));
+        rows.last().unwrap()[j].parse().unwrap()
+    };
+    [col("train_loss"), col("val_loss"), manifest(dir)["metrics"]["test_mse"].as_f64().unwrap()]
+}
+
+#[test]
+fn kernels_candle_trains_to_the_losses_of_the_fused_kernels() {
+    // candle's own ops on the CPU (the path a GPU takes) against the fused CPU kernels:
+    // the same 2 epochs from the same seed end within 1% of each other.
+    common::fashion_mnist_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["fashion-dense", "fashion-conv", "fashion-vae"] {
+        let mut got = Vec::new();
+        for kernels in ["auto", "candle"] {
+            let cwd = tmp.path().join(name).join(kernels);
+            std::fs::create_dir_all(&cwd).unwrap();
+            let k = format!("kernels={kernels}");
+            let args =
+                ["run", &experiment(name), &k, "train.epochs=2", "data.train_subset=4000", "data.test_subset=500"];
+            let o = run(
+                &cwd,
+                &[&args[..], &["data.val_fraction=0.1", "train.nll_samples=0", "--no-report", "--quiet"]].concat(),
+            );
+            assert!(o.status.success(), "{name} {k}: {}", text(&o.stderr));
+            let d = run_dirs(&cwd, name).pop().unwrap();
+            let config = std::fs::read_to_string(d.join("config.toml")).unwrap();
+            assert!(config.contains(&format!("kernels = \"{kernels}\"")), "{config}");
+            got.push(final_losses(&d));
+        }
+        for (what, (a, b)) in ["train loss", "validation loss", "test MSE"].iter().zip(got[0].iter().zip(&got[1])) {
+            assert!((a - b).abs() <= 0.01 * a.abs(), "{name}: {what} {a} (kernels) vs {b} (candle)");
+        }
+    }
 }
 
 #[test]

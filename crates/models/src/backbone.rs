@@ -9,7 +9,7 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use crate::config::{Activation, ConvConfig, DenseConfig};
+use crate::config::{Activation, ConvConfig, DenseConfig, Kernels};
 use crate::error::{invalid, Result};
 use crate::layers::{conv2d, conv_transpose2d, linear, Conv2d, ConvTranspose2d, Linear};
 use crate::model::LayerInfo;
@@ -69,6 +69,16 @@ impl BackboneConfig {
             Self::Dense(c) => c.output_activation,
             Self::Conv(c) => c.output_activation,
         }
+    }
+
+    /// The same body with its layers computed by `kernels`.
+    #[must_use]
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        match &mut self {
+            Self::Dense(c) => c.kernels = kernels,
+            Self::Conv(c) => c.kernels = kernels,
+        }
+        self
     }
 
     /// The same body with `act` on the code.
@@ -189,7 +199,7 @@ impl DenseEncoder {
         let n = widths.len() - 1;
         let mut layers = Vec::new();
         for (i, w) in widths.windows(2).enumerate() {
-            let l = linear(w[0], w[1], vb.pp(i))?;
+            let l = linear(w[0], w[1], c.kernels, vb.pp(i))?;
             let kind = if i + 1 == n { code_label.to_string() } else { format!("linear + {}", c.activation.name()) };
             let (name, output, params, macs) = (format!("encoder.{i}"), vec![w[1]], l.params(), w[0] * w[1]);
             info.push(LayerInfo { name, kind, output, params, macs });
@@ -236,7 +246,7 @@ impl DenseDecoder {
         let n = widths.len() - 1;
         let mut layers = Vec::new();
         for (i, w) in widths.windows(2).enumerate() {
-            let l = linear(w[0], w[1], vb.pp(i))?;
+            let l = linear(w[0], w[1], c.kernels, vb.pp(i))?;
             let act = if i + 1 == n { output } else { c.activation };
             let out = if i + 1 == n { c.input_shape.clone() } else { vec![w[1]] };
             info.push(LayerInfo {
@@ -322,7 +332,7 @@ impl ConvEncoder {
         let mut down = Vec::new();
         let mut c_in = c0;
         for (i, &ch) in c.channels.iter().enumerate() {
-            let l = conv2d(c_in, ch, k, STRIDE, vb.pp(format!("conv{i}")))?;
+            let l = conv2d(c_in, ch, k, STRIDE, c.kernels, vb.pp(format!("conv{i}")))?;
             info.push(LayerInfo {
                 name: format!("encoder.conv{i}"),
                 kind: format!("conv {k}×{k}/2 + {}", c.activation.name()),
@@ -334,7 +344,7 @@ impl ConvEncoder {
             c_in = ch;
         }
         let (hl, wl) = sizes[sizes.len() - 1];
-        let fc = linear(c_in * hl * wl, code_out, vb.pp("fc"))?;
+        let fc = linear(c_in * hl * wl, code_out, c.kernels, vb.pp("fc"))?;
         info.push(LayerInfo {
             name: "encoder.fc".into(),
             kind: format!("flatten + {code_label}"),
@@ -381,7 +391,7 @@ impl ConvDecoder {
         let n = c.channels.len();
         let (hl, wl) = sizes[n];
         let inner = [c.channels[n - 1], hl, wl];
-        let fc = linear(c.latent_dim, inner.iter().product(), vb.pp("fc"))?;
+        let fc = linear(c.latent_dim, inner.iter().product(), c.kernels, vb.pp("fc"))?;
         info.push(LayerInfo {
             name: "decoder.fc".into(),
             kind: format!("linear + {} + reshape", c.activation.name()),
@@ -401,7 +411,7 @@ impl ConvDecoder {
             // so take the larger and crop the other axis when height and width differ in parity.
             let base = |s: usize| (s - 1) * STRIDE + k - 2 * pad;
             let op = (ho - base(hi)).max(wo - base(wi));
-            let l = conv_transpose2d(c_from, c_to, k, STRIDE, op, vb.pp(format!("deconv{j}")))?;
+            let l = conv_transpose2d(c_from, c_to, k, STRIDE, op, c.kernels, vb.pp(format!("deconv{j}")))?;
             let act = if j + 1 == n { output } else { c.activation };
             info.push(LayerInfo {
                 name: format!("decoder.deconv{j}"),

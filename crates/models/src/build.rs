@@ -2,7 +2,7 @@
 
 use candle_nn::VarBuilder;
 
-use crate::config::{ModelConfig, ModelKind};
+use crate::config::{ConvConfig, DenseConfig, Kernels, ModelConfig, ModelKind};
 use crate::contractive::{Contractive, ContractiveConfig};
 use crate::conv::Conv;
 use crate::denoising::Denoising;
@@ -12,12 +12,18 @@ use crate::model::Autoencoder;
 use crate::sparse::{Sparse, SparseConfig};
 use crate::vae::{Vae, VaeConfig};
 
-/// Builds the autoencoder `cfg` describes for samples of `input_shape`; `seed` seeds the
-/// train-time randomness (input noise, reparameterisation, perturbations; weights are
-/// seeded by the `VarBuilder`).
-pub fn build(cfg: &ModelConfig, input_shape: &[usize], seed: u64, vb: VarBuilder) -> Result<Box<dyn Autoencoder>> {
+/// Builds the autoencoder `cfg` describes for samples of `input_shape`, its layers
+/// computed by `kernels`; `seed` seeds the train-time randomness (input noise,
+/// reparameterisation, perturbations; weights are seeded by the `VarBuilder`).
+pub fn build(
+    cfg: &ModelConfig,
+    input_shape: &[usize],
+    seed: u64,
+    kernels: Kernels,
+    vb: VarBuilder,
+) -> Result<Box<dyn Autoencoder>> {
     cfg.validate()?;
-    let inner = build_kind(cfg, cfg.inner_kind(), input_shape, seed, vb)?;
+    let inner = build_kind(cfg, cfg.inner_kind(), input_shape, seed, kernels, vb)?;
     if cfg.kind == ModelKind::Denoising {
         return Ok(Box::new(Denoising::wrap(inner, cfg.noise, seed)?));
     }
@@ -29,14 +35,17 @@ fn build_kind(
     kind: ModelKind,
     input_shape: &[usize],
     seed: u64,
+    kernels: Kernels,
     vb: VarBuilder,
 ) -> Result<Box<dyn Autoencoder>> {
-    let backbone = cfg.backbone_config(input_shape);
+    let backbone = cfg.backbone_config(input_shape).with_kernels(kernels);
     Ok(match kind {
         // `inner_kind` never returns Denoising: a denoising wrapper's plain inside is dense
         // or conv.
-        ModelKind::Dense | ModelKind::Denoising => Box::new(Dense::new(&cfg.dense(input_shape), vb)?),
-        ModelKind::Conv => Box::new(Conv::new(&cfg.conv(input_shape), vb)?),
+        ModelKind::Dense | ModelKind::Denoising => {
+            Box::new(Dense::new(&DenseConfig { kernels, ..cfg.dense(input_shape) }, vb)?)
+        }
+        ModelKind::Conv => Box::new(Conv::new(&ConvConfig { kernels, ..cfg.conv(input_shape) }, vb)?),
         ModelKind::Vae => Box::new(Vae::new(
             &VaeConfig {
                 backbone,

@@ -360,6 +360,7 @@ impl ModelConfig {
             activation: self.activation,
             output_activation: self.output_activation,
             code_activation: self.code_activation,
+            kernels: Kernels::Auto,
         }
     }
 
@@ -374,12 +375,42 @@ impl ModelConfig {
             activation: self.activation,
             output_activation: self.output_activation,
             code_activation: self.code_activation,
+            kernels: Kernels::Auto,
         }
     }
 }
 
 fn identity() -> Activation {
     Activation::Identity
+}
+
+/// Which ops compute the layers and the fused losses (the experiment's top-level
+/// `kernels` key). Both paths compute the same functions, to float rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    /// bottleneck-kernels' fused ops for f32 tensors on the CPU; candle's ops elsewhere.
+    #[default]
+    Auto,
+    /// candle's own ops on every device, the CPU included (the path a GPU takes).
+    Candle,
+}
+
+impl Kernels {
+    /// Whether the fused CPU kernels compute on `xs`.
+    #[must_use]
+    pub fn fused(self, xs: &candle_core::Tensor) -> bool {
+        self == Self::Auto && xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32
+    }
+
+    /// Lower-case name, as in configs.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Candle => "candle",
+        }
+    }
 }
 
 /// A dense autoencoder: `input -> hidden... -> latent -> reversed hidden... -> input`.
@@ -399,6 +430,9 @@ pub struct DenseConfig {
     /// Activation on the code (default none).
     #[serde(default = "identity")]
     pub code_activation: Activation,
+    /// Which ops compute the layers.
+    #[serde(default)]
+    pub kernels: Kernels,
 }
 
 /// A convolutional autoencoder over `[c, h, w]` images.
@@ -420,4 +454,7 @@ pub struct ConvConfig {
     /// Activation on the code (default none).
     #[serde(default = "identity")]
     pub code_activation: Activation,
+    /// Which ops compute the layers.
+    #[serde(default)]
+    pub kernels: Kernels,
 }

@@ -108,7 +108,7 @@ impl Autoencoder for Contractive {
 
     fn objective(&self, xs: &Tensor, target: &Tensor, ctx: &StepCtx) -> Result<Vec<Term>> {
         let zs = self.encode(xs)?;
-        let recon = recon_loss(&self.decode(&zs)?, target, ctx.loss)?;
+        let recon = recon_loss(&self.decode(&zs)?, target, ctx.loss, ctx.kernels)?;
         let penalty = self.penalty(xs, &zs, ctx)?;
         Ok(vec![Term::unit("recon", recon), Term { name: "contractive", value: penalty, weight: self.cfg.weight }])
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Tensor, D};
 
+use crate::config::Kernels;
 use crate::error::Result;
 use crate::loss::{bce, mse, per_sample_sse, psnr, scalar, ReconLoss};
 use crate::model::{Autoencoder, StepCtx};
@@ -35,6 +36,8 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Epochs trained (the objective's schedules: KL warm-up, capacity).
     pub epoch: usize,
+    /// Which ops compute the losses and the MSE.
+    pub kernels: Kernels,
 }
 
 /// What [`Evaluator::finish`] returns.
@@ -118,14 +121,14 @@ impl<'a> Evaluator<'a> {
         let nb = b as f64;
         let m = self.model;
         let out = m.reconstruct(xs)?;
-        self.mse += scalar(&mse(&out, xs)?)? * nb;
+        self.mse += scalar(&mse(&out, xs, self.opts.kernels)?)? * nb;
         self.bce += scalar(&bce(&out.clamp(0.0, 1.0)?, &xs.clamp(0.0, 1.0)?)?)? * nb;
         self.sse += scalar(&per_sample_sse(&out, xs)?)? * nb;
         if let Some(noise) = m.input_noise() {
             let noisy = noise.apply_seeded(xs, EVAL_NOISE_SEED + index as u64)?;
-            self.noisy_mse += scalar(&mse(&m.reconstruct(&noisy)?, xs)?)? * nb;
+            self.noisy_mse += scalar(&mse(&m.reconstruct(&noisy)?, xs, self.opts.kernels)?)? * nb;
         }
-        let ctx = StepCtx::eval(index as u64, self.opts.epoch, self.opts.loss);
+        let ctx = StepCtx::eval(index as u64, self.opts.epoch, self.opts.loss).with_kernels(self.opts.kernels);
         let terms = m.objective(xs, xs, &ctx)?;
         if self.terms.is_empty() {
             self.terms = terms.iter().map(|t| (t.name, 0.0)).collect();

@@ -1,12 +1,13 @@
 //! Layers with PyTorch's default initialisation (so results compare with the PyTorch
-//! references), computed by bottleneck-kernels' fused CPU ops: one op per layer for the
-//! product, the bias and the activation, forward and backward.
+//! references). On the CPU they are computed by bottleneck-kernels' fused ops (one op per
+//! layer for the product, the bias and the activation, forward and backward); on other
+//! devices, or with `kernels = "candle"`, by candle's own ops ([`Kernels::fused`]).
 
 use bottleneck_kernels::{self as k, Act, Conv2dParams, ConvTranspose2dParams};
 use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
 
-use crate::config::Activation;
+use crate::config::{Activation, Kernels};
 use crate::error::Result;
 
 fn uniform(bound: f64) -> Init {
@@ -26,12 +27,21 @@ fn fused(act: Activation) -> Option<Act> {
     }
 }
 
-/// Runs `layer` with `act` fused when possible, else with identity and then `act`.
+/// Runs the fused kernel `layer` with `act` fused when possible, else with identity and
+/// then `act`.
 fn with_act(act: Activation, layer: impl FnOnce(Act) -> candle_core::Result<Tensor>) -> Result<Tensor> {
     Ok(match fused(act) {
         Some(a) => layer(a)?,
         None => act.apply(&layer(Act::Identity)?)?,
     })
+}
+
+/// `act(ys + b)` with the bias `[c]` broadcast over the channel dimension 1 of `ys`
+/// (`[n, c]` or `[n, c, h, w]`): candle's ops.
+fn bias_act(ys: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
+    let mut shape = vec![1; ys.rank()];
+    shape[1] = bias.elem_count();
+    Ok(act.apply(&ys.broadcast_add(&bias.reshape(shape)?)?)?)
 }
 
 /// A fully connected layer, `act(x Wᵀ + b)`; W `[out, in]` and b `[out]` ~ U(-1/√in, 1/√in)
@@ -40,12 +50,16 @@ fn with_act(act: Activation, layer: impl FnOnce(Act) -> candle_core::Result<Tens
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
+    kernels: Kernels,
 }
 
 impl Linear {
     /// `act(x Wᵀ + b)` for `x: [n, in]`.
     pub fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        with_act(act, |a| k::linear(x, &self.weight, &self.bias, a))
+        if self.kernels.fused(x) {
+            return with_act(act, |a| k::linear(x, &self.weight, &self.bias, a));
+        }
+        bias_act(&x.matmul(&self.weight.t()?)?, &self.bias, act)
     }
 
     /// Weight and bias elements.
@@ -62,11 +76,11 @@ impl Linear {
 }
 
 /// A fully connected layer from `in_dim` to `out_dim` features.
-pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+pub fn linear(in_dim: usize, out_dim: usize, kernels: Kernels, vb: VarBuilder) -> Result<Linear> {
     let bound = 1.0 / (in_dim as f64).sqrt();
     let weight = vb.get_with_hints((out_dim, in_dim), "weight", uniform(bound))?;
     let bias = vb.get_with_hints(out_dim, "bias", uniform(bound))?;
-    Ok(Linear { weight, bias })
+    Ok(Linear { weight, bias, kernels })
 }
 
 /// A square convolution with `padding = kernel / 2`; W `[out, in, k, k]` and b as
@@ -77,13 +91,17 @@ pub struct Conv2d {
     bias: Tensor,
     stride: usize,
     padding: usize,
+    kernels: Kernels,
 }
 
 impl Conv2d {
     /// `act(conv(x) + b)` for `x: [n, in, h, w]`.
     pub fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         let (stride, padding) = (self.stride, self.padding);
-        with_act(act, |act| k::conv2d(x, &self.weight, &self.bias, Conv2dParams { stride, padding, act }))
+        if self.kernels.fused(x) {
+            return with_act(act, |act| k::conv2d(x, &self.weight, &self.bias, Conv2dParams { stride, padding, act }));
+        }
+        bias_act(&strided_conv(x, &self.weight, stride, padding)?, &self.bias, act)
     }
 
     /// Weight and bias elements.
@@ -94,11 +112,18 @@ impl Conv2d {
 }
 
 /// A square convolution from `c_in` to `c_out` channels.
-pub fn conv2d(c_in: usize, c_out: usize, kernel: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
+pub fn conv2d(
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    kernels: Kernels,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
     let bound = 1.0 / ((c_in * kernel * kernel) as f64).sqrt();
     let weight = vb.get_with_hints((c_out, c_in, kernel, kernel), "weight", uniform(bound))?;
     let bias = vb.get_with_hints(c_out, "bias", uniform(bound))?;
-    Ok(Conv2d { weight, bias, stride, padding: kernel / 2 })
+    Ok(Conv2d { weight, bias, stride, padding: kernel / 2, kernels })
 }
 
 /// A square transposed convolution with `padding = kernel / 2`; W `[in, out, k, k]` and b
@@ -110,16 +135,20 @@ pub struct ConvTranspose2d {
     stride: usize,
     padding: usize,
     output_padding: usize,
+    kernels: Kernels,
 }
 
 impl ConvTranspose2d {
     /// `act(conv_transpose(x) + b)` for `x: [n, in, h, w]`.
     pub fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         let (stride, padding, output_padding) = (self.stride, self.padding, self.output_padding);
-        with_act(act, |act| {
-            let p = ConvTranspose2dParams { stride, padding, output_padding, act };
-            k::conv_transpose2d(x, &self.weight, &self.bias, p)
-        })
+        if self.kernels.fused(x) {
+            return with_act(act, |act| {
+                let p = ConvTranspose2dParams { stride, padding, output_padding, act };
+                k::conv_transpose2d(x, &self.weight, &self.bias, p)
+            });
+        }
+        bias_act(&x.conv_transpose2d(&self.weight, padding, output_padding, stride, 1)?, &self.bias, act)
     }
 
     /// Weight and bias elements.
@@ -129,6 +158,24 @@ impl ConvTranspose2d {
     }
 }
 
+/// PyTorch's `conv2d(x, w, stride, padding)` from candle's ops: `x` padded with zeros
+/// here and cut to the rows and columns the windows read, then an unpadded convolution.
+/// candle's own padded `conv2d` has a backward pass that takes the height's leftover
+/// rows for the width's too, and fails on inputs whose sides differ in it (an 8×9 map at
+/// stride 2); with nothing left over on either side its backward pass is exact.
+fn strided_conv(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let (_, _, kh, kw) = w.dims4()?;
+    let mut xs = x.clone();
+    for (dim, k) in [(2, kh), (3, kw)] {
+        xs = xs.pad_with_zeros(dim, padding, padding)?;
+        let n = xs.dim(dim)?;
+        if n >= k {
+            xs = xs.narrow(dim, 0, (n - k) / stride * stride + k)?;
+        }
+    }
+    Ok(xs.conv2d(w, 0, stride, 1, 1)?)
+}
+
 /// A square transposed convolution from `c_in` to `c_out` channels.
 pub fn conv_transpose2d(
     c_in: usize,
@@ -136,10 +183,11 @@ pub fn conv_transpose2d(
     kernel: usize,
     stride: usize,
     output_padding: usize,
+    kernels: Kernels,
     vb: VarBuilder,
 ) -> Result<ConvTranspose2d> {
     let bound = 1.0 / ((c_out * kernel * kernel) as f64).sqrt();
     let weight = vb.get_with_hints((c_in, c_out, kernel, kernel), "weight", uniform(bound))?;
     let bias = vb.get_with_hints(c_out, "bias", uniform(bound))?;
-    Ok(ConvTranspose2d { weight, bias, stride, padding: kernel / 2, output_padding })
+    Ok(ConvTranspose2d { weight, bias, stride, padding: kernel / 2, output_padding, kernels })
 }

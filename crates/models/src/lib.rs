@@ -32,7 +32,9 @@ pub mod vae;
 
 pub use backbone::{BackboneConfig, Body, Decoder, Encoder};
 pub use build::build;
-pub use config::{Activation, Backbone, ConvConfig, DenseConfig, Likelihood, ModelConfig, ModelKind, Sparsity, Wraps};
+pub use config::{
+    Activation, Backbone, ConvConfig, DenseConfig, Kernels, Likelihood, ModelConfig, ModelKind, Sparsity, Wraps,
+};
 pub use contractive::{Contractive, ContractiveConfig};
 pub use conv::Conv;
 pub use denoising::{Denoising, DenoisingConfig};

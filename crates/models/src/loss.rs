@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::config::Kernels;
 use crate::error::Result;
 
 /// The training loss.
@@ -19,9 +20,9 @@ pub enum ReconLoss {
 /// Probabilities are clamped to `[EPS, 1 - EPS]` inside the BCE logarithms.
 const EPS: f64 = 1e-7;
 
-/// Mean squared error per element (one fused op for f32 CPU tensors).
-pub fn mse(xs_hat: &Tensor, xs: &Tensor) -> Result<Tensor> {
-    if xs_hat.dtype() == DType::F32 && xs.dtype() == DType::F32 && xs_hat.device().is_cpu() {
+/// Mean squared error per element (one fused op for f32 CPU tensors when `kernels` allows).
+pub fn mse(xs_hat: &Tensor, xs: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    if kernels.fused(xs_hat) && xs.dtype() == DType::F32 {
         return Ok(bottleneck_kernels::mse(xs_hat, xs)?);
     }
     Ok((xs_hat - xs)?.sqr()?.mean_all()?)
@@ -36,9 +37,9 @@ pub fn bce(xs_hat: &Tensor, xs: &Tensor) -> Result<Tensor> {
 }
 
 /// The loss `kind` between a reconstruction and its target.
-pub fn recon_loss(xs_hat: &Tensor, xs: &Tensor, kind: ReconLoss) -> Result<Tensor> {
+pub fn recon_loss(xs_hat: &Tensor, xs: &Tensor, kind: ReconLoss, kernels: Kernels) -> Result<Tensor> {
     match kind {
-        ReconLoss::Mse => mse(xs_hat, xs),
+        ReconLoss::Mse => mse(xs_hat, xs, kernels),
         ReconLoss::Bce => bce(xs_hat, xs),
     }
 }

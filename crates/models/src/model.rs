@@ -5,6 +5,7 @@ use std::fmt;
 
 use candle_core::Tensor;
 
+use crate::config::Kernels;
 use crate::error::Result;
 use crate::loss::{recon_loss, ReconLoss};
 use crate::noise::Noise;
@@ -63,19 +64,27 @@ pub struct StepCtx {
     pub train: bool,
     /// The reconstruction loss of kinds that have no likelihood of their own.
     pub loss: ReconLoss,
+    /// Which ops compute the fused losses (the layers' own choice is in their config).
+    pub kernels: Kernels,
 }
 
 impl StepCtx {
     /// Training step `rng_step` of `epoch`.
     #[must_use]
     pub fn train(rng_step: u64, epoch: usize, loss: ReconLoss) -> Self {
-        Self { rng_step, epoch, train: true, loss }
+        Self { rng_step, epoch, train: true, loss, kernels: Kernels::Auto }
     }
 
     /// Evaluation batch `batch` (after `epoch` epochs of training).
     #[must_use]
     pub fn eval(batch: u64, epoch: usize, loss: ReconLoss) -> Self {
-        Self { rng_step: batch, epoch, train: false, loss }
+        Self { rng_step: batch, epoch, train: false, loss, kernels: Kernels::Auto }
+    }
+
+    /// The same step with its losses computed by `kernels`.
+    #[must_use]
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Self { kernels, ..self }
     }
 }
 
@@ -126,7 +135,7 @@ pub trait Autoencoder: Send + Sync {
     /// # Shapes
     /// `xs`, `target: [b, ...input_shape]`; every term's value is a scalar.
     fn objective(&self, xs: &Tensor, target: &Tensor, ctx: &StepCtx) -> Result<Vec<Term>> {
-        Ok(vec![Term::unit("recon", recon_loss(&self.reconstruct(xs)?, target, ctx.loss)?)])
+        Ok(vec![Term::unit("recon", recon_loss(&self.reconstruct(xs)?, target, ctx.loss, ctx.kernels)?)])
     }
 
     /// The code distribution q(z|x) of a stochastic code (its prior is N(0, I)); `None`

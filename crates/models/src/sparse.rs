@@ -56,7 +56,7 @@ impl Autoencoder for Sparse {
 
     fn objective(&self, xs: &Tensor, target: &Tensor, ctx: &StepCtx) -> Result<Vec<Term>> {
         let zs = self.encode(xs)?;
-        let recon = recon_loss(&self.decode(&zs)?, target, ctx.loss)?;
+        let recon = recon_loss(&self.decode(&zs)?, target, ctx.loss, ctx.kernels)?;
         Ok(vec![
             Term::unit("recon", recon),
             Term { name: "sparsity", value: self.penalty(&zs)?, weight: self.cfg.weight },

@@ -165,9 +165,7 @@ impl Autoencoder for Vae {
         let eps = standard_normal(q.mean.dims(), self.cfg.seed ^ salt, ctx.rng_step, q.mean.dtype(), q.mean.device())?;
         let zs = (&q.mean + (q.logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
         let decoded = self.body.decoder.forward(&zs)?;
-        let fused = self.cfg.likelihood == Likelihood::Bernoulli
-            && decoded.dtype() == candle_core::DType::F32
-            && decoded.device().is_cpu();
+        let fused = self.cfg.likelihood == Likelihood::Bernoulli && ctx.kernels.fused(&decoded);
         let recon = if fused {
             // One pass forward and one backward (bottleneck-kernels) instead of a chain
             // of elementwise ops: the same value to f32 rounding.

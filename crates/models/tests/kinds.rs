@@ -16,7 +16,7 @@ use bottleneck_models::terms::{
     kl_sparsity, l1_sparsity, LN_2PI,
 };
 use bottleneck_models::{
-    seeded_var_builder, Activation, Autoencoder, BackboneConfig, Contractive, ContractiveConfig, DenseConfig,
+    seeded_var_builder, Activation, Autoencoder, BackboneConfig, Contractive, ContractiveConfig, DenseConfig, Kernels,
     ModelConfig, ModelKind, ReconLoss, Sparsity,
 };
 use candle_core::{DType, Device, Tensor, Var};
@@ -148,6 +148,7 @@ fn contractive_with(
             activation: Activation::Relu,
             output_activation: Activation::Sigmoid,
             code_activation: act,
+            kernels: Kernels::Auto,
         }),
         weight,
         eps: 0.01,
@@ -225,7 +226,7 @@ fn importance_weighted_nll_is_below_the_elbo_and_falls_with_k() {
     let (m, map) = model(&cfg, &[1, 28, 28], 3);
     train(m.as_ref(), &map, &train_xs, 200);
     let score = |k: usize| {
-        let opts = EvalOptions { loss: ReconLoss::Mse, nll_samples: k, seed: 9, epoch: 0 };
+        let opts = EvalOptions { loss: ReconLoss::Mse, nll_samples: k, seed: 9, epoch: 0, kernels: Kernels::Auto };
         let mut ev = Evaluator::new(m.as_ref(), opts);
         for (i, b) in [0, 128].into_iter().enumerate() {
             ev.add(&test_xs.narrow(0, b, 128).unwrap(), i).unwrap();
@@ -295,7 +296,8 @@ fn capacity_control_logs_the_kl_and_optimises_the_gap() {
         ..ModelConfig::default()
     };
     let (m, _) = model(&cfg, &[1, 28, 28], 1);
-    let ctx = bottleneck_models::StepCtx { rng_step: 0, epoch: 2, train: true, loss: ReconLoss::Mse };
+    let ctx =
+        bottleneck_models::StepCtx { rng_step: 0, epoch: 2, train: true, loss: ReconLoss::Mse, kernels: Kernels::Auto };
     let terms = m.objective(&xs, &xs, &ctx).unwrap();
     let names: Vec<&str> = terms.iter().map(|t| t.name).collect();
     assert_eq!(names, ["recon", "kl", "capacity"]);

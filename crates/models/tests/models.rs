@@ -5,7 +5,7 @@ mod common;
 
 use bottleneck_models::loss::{bce, mse, per_sample_sse, psnr, scalar};
 use bottleneck_models::{
-    Activation, Autoencoder, Backbone, Likelihood, ModelConfig, ModelKind, Noise, ReconLoss, StepCtx, Wraps,
+    Activation, Autoencoder, Backbone, Kernels, Likelihood, ModelConfig, ModelKind, Noise, ReconLoss, StepCtx, Wraps,
 };
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -43,8 +43,13 @@ fn output_shape_is_input_shape_for_every_kind_and_image_shape() {
             assert_eq!(zs.dims(), [5, 6], "{name} {shape:?} latent");
             assert_eq!(m.decode(&zs).unwrap().dims(), xs.dims(), "{name} {shape:?} decode");
             for train in [false, true] {
-                let terms =
-                    m.objective(&xs, &xs, &StepCtx { rng_step: 0, epoch: 0, train, loss: ReconLoss::Mse }).unwrap();
+                let terms = m
+                    .objective(
+                        &xs,
+                        &xs,
+                        &StepCtx { rng_step: 0, epoch: 0, train, loss: ReconLoss::Mse, kernels: Kernels::Auto },
+                    )
+                    .unwrap();
                 assert_eq!(terms[0].name, "recon", "{name}");
                 for t in &terms {
                     assert!(t.value.dims().is_empty(), "{name}: term {} is not a scalar", t.name);
@@ -70,7 +75,8 @@ fn dense_accepts_vectors_and_conv_explains_why_not() {
     assert_eq!(m.reconstruct(&xs).unwrap().dims(), [4, 10]);
     let map = candle_nn::VarMap::new();
     let vb = bottleneck_models::seeded_var_builder(&map, 0, candle_core::DType::F32, &Device::Cpu);
-    let Err(e) = bottleneck_models::build(&ModelConfig { kind: ModelKind::Conv, ..cfg }, &[10], 0, vb) else {
+    let Err(e) = bottleneck_models::build(&ModelConfig { kind: ModelKind::Conv, ..cfg }, &[10], 0, Kernels::Auto, vb)
+    else {
         panic!("conv on vectors must fail")
     };
     assert!(e.to_string().contains("[channels, height, width]") && e.to_string().contains("dense"), "{e}");
@@ -179,7 +185,7 @@ fn same_seed_same_weights_other_seed_other_weights() {
 
 /// The `recon` value of `m`'s objective on `xs` (clean targets) at `step`.
 fn recon(m: &dyn Autoencoder, xs: &Tensor, train: bool, step: u64) -> f32 {
-    let ctx = StepCtx { rng_step: step, epoch: 0, train, loss: ReconLoss::Mse };
+    let ctx = StepCtx { rng_step: step, epoch: 0, train, loss: ReconLoss::Mse, kernels: Kernels::Auto };
     let terms = m.objective(xs, xs, &ctx).unwrap();
     scalar(&terms[0].value).unwrap() as f32
 }
@@ -213,7 +219,7 @@ fn denoising_noise_only_in_training_and_reproducible() {
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(11);
     rng.set_stream(1);
     let noisy1 = noise.apply(&xs, &mut rng).unwrap();
-    let want = mse(&backbone.reconstruct(&noisy1).unwrap(), &xs).unwrap();
+    let want = mse(&backbone.reconstruct(&noisy1).unwrap(), &xs, Kernels::Auto).unwrap();
     assert_eq!(t1, scalar(&want).unwrap() as f32, "step 1 = the backbone on stream 1's noise vs clean");
     // Same seed and step, same noise: a fresh model replays step 0; the step, not a
     // counter, decides.
@@ -263,7 +269,7 @@ fn losses_and_metrics_match_their_definitions() {
     let (xv, yv) = (values(&x), values(&y));
     let sq: Vec<f64> = xv.iter().zip(&yv).map(|(a, b)| f64::from(a - b).powi(2)).collect();
     let want_mse = sq.iter().sum::<f64>() / 8.0;
-    assert!((scalar(&mse(&y, &x).unwrap()).unwrap() - want_mse).abs() < 1e-7);
+    assert!((scalar(&mse(&y, &x, Kernels::Auto).unwrap()).unwrap() - want_mse).abs() < 1e-7);
     assert!((scalar(&per_sample_sse(&y, &x).unwrap()).unwrap() - want_mse * 4.0).abs() < 1e-6);
     let want_bce = xv
         .iter()
@@ -312,4 +318,74 @@ fn the_flop_count_matches_a_hand_count() {
         + 64 * 4 * 5 * 32 * 9
         + 32 * 8 * 9 * 3 * 9;
     assert_eq!(c.summary().macs(), hand);
+}
+
+/// Normwise relative difference: max |a - b| / max |b|.
+fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let d = values(&(a - b).unwrap()).iter().fold(0f32, |m, v| m.max(v.abs()));
+    d / values(b).iter().fold(1e-6f32, |m, v| m.max(v.abs()))
+}
+
+/// Weights by name.
+fn named(map: &candle_nn::VarMap) -> std::collections::BTreeMap<String, candle_core::Var> {
+    map.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[test]
+fn kernels_and_candle_ops_compute_the_same_forward_and_backward() {
+    // Every kind and backbone, two image sizes (one odd, RGB), and every activation on a
+    // dense and a conv body: the fused CPU kernels against candle's own ops (the path a
+    // GPU takes), from the same weights.
+    let mut cases: Vec<(String, ModelConfig, [usize; 3])> = Vec::new();
+    for (name, cfg) in kinds() {
+        for shape in [[1, 28, 28], [3, 15, 17]] {
+            cases.push((format!("{name} on {shape:?}"), cfg.clone(), shape));
+        }
+    }
+    let acts = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::LeakyRelu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Gelu,
+        Activation::Silu,
+    ];
+    for act in acts {
+        for kind in [ModelKind::Dense, ModelKind::Conv] {
+            let cfg = ModelConfig {
+                kind,
+                hidden: vec![24],
+                channels: vec![4, 8],
+                latent_dim: 5,
+                activation: act,
+                output_activation: act,
+                ..ModelConfig::default()
+            };
+            cases.push((format!("{kind:?} with {}", act.name()), cfg, [2, 13, 9]));
+        }
+    }
+    for (what, cfg, shape) in cases {
+        let xs = Tensor::rand(0f32, 1.0, (6, shape[0], shape[1], shape[2]), &Device::Cpu).unwrap();
+        let (fused, fused_map) = common::model_on(&cfg, &shape, 11, Kernels::Auto);
+        let (plain, plain_map) = common::model_on(&cfg, &shape, 11, Kernels::Candle);
+        let r = rel_diff(&fused.encode(&xs).unwrap(), &plain.encode(&xs).unwrap());
+        assert!(r < 1e-4, "{what}: codes differ by {r}");
+        let r = rel_diff(&fused.reconstruct(&xs).unwrap(), &plain.reconstruct(&xs).unwrap());
+        assert!(r < 1e-4, "{what}: reconstructions differ by {r}");
+        let lf = common::loss_on(fused.as_ref(), &xs, true, 3, Kernels::Auto);
+        let lp = common::loss_on(plain.as_ref(), &xs, true, 3, Kernels::Candle);
+        let r = rel_diff(&lf, &lp);
+        assert!(r < 1e-4, "{what}: training loss {lf} vs {lp}");
+        let (gf, gp) = (lf.backward().unwrap(), lp.backward().unwrap());
+        let (vf, vp) = (named(&fused_map), named(&plain_map));
+        assert_eq!(vf.keys().collect::<Vec<_>>(), vp.keys().collect::<Vec<_>>(), "{what}: the same weights");
+        for (name, v) in &vf {
+            let a = gf.get(v.as_tensor()).unwrap_or_else(|| panic!("{what}: no kernel gradient for {name}"));
+            let b = gp.get(vp[name].as_tensor()).unwrap_or_else(|| panic!("{what}: no candle gradient for {name}"));
+            let r = rel_diff(a, b);
+            assert!(r < 1e-4, "{what}: gradient of {name} differs by {r}");
+        }
+    }
 }

@@ -1,13 +1,14 @@
 //! Where a training step's time goes (forward + loss, backward, optimiser), for the dense,
 //! conv, vae, sparse or contractive default (`configs/model/<kind>.toml`) on random data, batch 256,
 //! with the model's FLOP count (`Summary::train_flops`) and the rate it implies
-//! (`step_profile KIND 0` prints the count alone):
-//! `cargo build --release --workspace --examples && target/release/examples/step_profile [dense|conv|vae|...] [steps]`.
+//! (`step_profile KIND 0` prints the count alone); a third argument `candle` times
+//! candle's own ops instead of the fused CPU kernels (`kernels = "candle"`):
+//! `cargo build --release --workspace --examples && target/release/examples/step_profile [dense|conv|vae|...] [steps] [auto|candle]`.
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 
-use bottleneck_models::{build, seeded_var_builder, ModelConfig, ReconLoss, StepCtx};
+use bottleneck_models::{build, seeded_var_builder, Kernels, ModelConfig, ReconLoss, StepCtx};
 use bottleneck_train::optim::Optimizer;
 use bottleneck_train::runner::named_vars;
 use bottleneck_train::train_config::TrainConfig;
@@ -22,12 +23,17 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let kind = args.get(1).map_or("dense", String::as_str);
     let steps: usize = args.get(2).map_or(Ok(100), |s| s.parse())?;
+    let kernels = match args.get(3).map_or("auto", String::as_str) {
+        "auto" => Kernels::Auto,
+        "candle" => Kernels::Candle,
+        other => anyhow::bail!("kernels `{other}`: use auto or candle"),
+    };
     let _ = bottleneck_kernels::flush_denormals();
     let file = format!("configs/model/{kind}.toml");
     let cfg: ModelConfig = toml::from_str(&std::fs::read_to_string(file)?)?;
     let map = VarMap::new();
     let vb = seeded_var_builder(&map, 0, DType::F32, &Device::Cpu);
-    let model = build(&cfg, &[1, 28, 28], 0, vb)?;
+    let model = build(&cfg, &[1, 28, 28], 0, kernels, vb)?;
     if steps == 0 {
         println!("{kind}: {:.4} MFLOP per sample per step", model.summary().train_flops() / 1e6);
         return Ok(());
@@ -38,7 +44,7 @@ fn main() -> anyhow::Result<()> {
     let total = Instant::now();
     for i in 0..steps {
         let t = Instant::now();
-        let ctx = StepCtx::train(i as u64, 0, ReconLoss::Mse);
+        let ctx = StepCtx::train(i as u64, 0, ReconLoss::Mse).with_kernels(kernels);
         let loss = bottleneck_models::total(&model.objective(&xs, &xs, &ctx)?)?;
         let _ = loss.to_scalar::<f32>()?;
         fwd += t.elapsed();

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bottleneck_data::DataConfig;
-use bottleneck_models::ModelConfig;
+use bottleneck_models::{Kernels, ModelConfig};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,9 @@ pub struct ExperimentConfig {
     pub seed: u64,
     /// `cpu`, `cuda:N` or `auto`.
     pub device: String,
+    /// `auto` (bottleneck-kernels' fused ops on the CPU, candle's elsewhere) or `candle`
+    /// (candle's ops everywhere, as on a GPU).
+    pub kernels: Kernels,
     /// `[data]`.
     pub data: DataConfig,
     /// `[model]`.
@@ -111,6 +114,7 @@ impl Default for ExperimentConfig {
             name: "experiment".into(),
             seed: 0,
             device: "cpu".into(),
+            kernels: Kernels::Auto,
             data: DataConfig::default(),
             model: ModelConfig::default(),
             train: TrainConfig::default(),
@@ -469,13 +473,13 @@ pub fn resolve_with_env(
 /// One layer per `BOTTLENECK_<SECTION>__<KEY>` variable, sorted by name.
 /// Whether the variable `name` (with the prefix) sets a config key: a
 /// `BOTTLENECK_<SECTION>__<KEY>` (any name with `__`), a top-level key
-/// (`BOTTLENECK_SEED`, `_NAME`, `_DEVICE`), or a section followed by one underscore
+/// (`BOTTLENECK_SEED`, `_NAME`, `_DEVICE`, `_KERNELS`), or a section followed by one underscore
 /// (`BOTTLENECK_TRAIN_EPOCHS`, a likely typo of `TRAIN__EPOCHS`, kept so that its error
 /// names it). Every other `BOTTLENECK_` variable belongs to someone else (the data and
 /// cache directories, `BOTTLENECK_SLURM_DIR` of scripts/slurm-local.sh, a sweep's
 /// `BOTTLENECK_SWEEP_PARENT`) and is not read as a key.
 fn is_config_var(name: &str) -> bool {
-    const TOP: [&str; 3] = ["name", "seed", "device"];
+    const TOP: [&str; 4] = ["name", "seed", "device", "kernels"];
     // Not `sweep`: its keys are swept keys, and `BOTTLENECK_SWEEP_PARENT` is not a typo.
     const SECTIONS: [&str; 4] = ["data", "model", "train", "launcher"];
     let Some(rest) = name.strip_prefix(ENV_PREFIX) else { return false };

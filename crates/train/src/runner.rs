@@ -108,7 +108,7 @@ pub fn setup(cfg: &ExperimentConfig) -> Result<Setup> {
     }
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, cfg.seed, DType::F32, &device);
-    let model = build(&cfg.model, &data.sample_shape, cfg.seed, vb)?;
+    let model = build(&cfg.model, &data.sample_shape, cfg.seed, cfg.kernels, vb)?;
     Ok(Setup { data, model, varmap, device })
 }
 
@@ -154,7 +154,8 @@ pub fn eval_loss(
     for (i, b) in Batcher::new(split, cfg.train.eval_batch_size).device(dev).enumerate() {
         let b = b?;
         let n = b.xs.dim(0)?;
-        let parts = model.objective(&b.xs, &b.xs, &StepCtx::eval(i as u64, epoch, cfg.train.loss))?;
+        let parts =
+            model.objective(&b.xs, &b.xs, &StepCtx::eval(i as u64, epoch, cfg.train.loss).with_kernels(cfg.kernels))?;
         sum += scalar(&total(&parts)?)? * n as f64;
         add_terms(&mut terms, &parts, n)?;
     }
@@ -215,7 +216,8 @@ pub fn train(
         for b in batches {
             let b = b?;
             let n = b.xs.dim(0)?;
-            let terms = model.objective(&b.xs, &b.xs, &StepCtx::train(st.step, epoch, tc.loss))?;
+            let terms =
+                model.objective(&b.xs, &b.xs, &StepCtx::train(st.step, epoch, tc.loss).with_kernels(cfg.kernels))?;
             let loss = total(&terms)?;
             let value = scalar(&loss)?;
             if !value.is_finite() {
@@ -471,7 +473,7 @@ fn evaluate_split_until(
     nll_samples: usize,
     stop: &AtomicBool,
 ) -> Result<Option<EvalReport>> {
-    let opts = EvalOptions { loss: cfg.train.loss, nll_samples, seed: cfg.seed, epoch };
+    let opts = EvalOptions { loss: cfg.train.loss, nll_samples, seed: cfg.seed, epoch, kernels: cfg.kernels };
     let mut ev = Evaluator::new(model, opts);
     for (i, b) in Batcher::new(split, cfg.train.eval_batch_size).device(dev).enumerate() {
         if stop.load(Ordering::SeqCst) {

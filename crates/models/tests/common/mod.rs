@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use bottleneck_data::{DataConfig, RawDataset, SearchPath};
-use bottleneck_models::{build, seeded_var_builder, total, Autoencoder, ModelConfig, ReconLoss, StepCtx};
+use bottleneck_models::{build, seeded_var_builder, total, Autoencoder, Kernels, ModelConfig, ReconLoss, StepCtx};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
@@ -23,9 +23,19 @@ pub fn fashion(n: usize) -> Tensor {
 
 /// Builds `cfg` for `input_shape` with weights seeded by `seed`.
 pub fn model(cfg: &ModelConfig, input_shape: &[usize], seed: u64) -> (Box<dyn Autoencoder>, VarMap) {
+    model_on(cfg, input_shape, seed, Kernels::Auto)
+}
+
+/// [`model`] with its layers computed by `kernels`.
+pub fn model_on(
+    cfg: &ModelConfig,
+    input_shape: &[usize],
+    seed: u64,
+    kernels: Kernels,
+) -> (Box<dyn Autoencoder>, VarMap) {
     let map = VarMap::new();
     let vb = seeded_var_builder(&map, seed, DType::F32, &Device::Cpu);
-    let m = build(cfg, input_shape, seed, vb).unwrap();
+    let m = build(cfg, input_shape, seed, kernels, vb).unwrap();
     (m, map)
 }
 
@@ -36,6 +46,11 @@ pub fn values(t: &Tensor) -> Vec<f32> {
 
 /// The training loss (weighted sum of the objective's terms) of `m` on `xs` at `step`.
 pub fn loss(m: &dyn Autoencoder, xs: &Tensor, train: bool, step: u64) -> Tensor {
-    let ctx = StepCtx { rng_step: step, epoch: 0, train, loss: ReconLoss::Mse };
+    loss_on(m, xs, train, step, Kernels::Auto)
+}
+
+/// [`loss`] with the fused losses computed by `kernels`.
+pub fn loss_on(m: &dyn Autoencoder, xs: &Tensor, train: bool, step: u64, kernels: Kernels) -> Tensor {
+    let ctx = StepCtx { rng_step: step, epoch: 0, train, loss: ReconLoss::Mse, kernels };
     total(&m.objective(xs, xs, &ctx).unwrap()).unwrap()
 }
