@@ -91,6 +91,8 @@ fn hub(repo: &str) -> DataConfig {
     DataConfig { repo: repo.into(), ..DataConfig::named("hub") }
 }
 
+// Exact comparison is meant: the pixels are bytes / 255 on both sides.
+#[allow(clippy::float_cmp)]
 fn assert_split(split: &bottleneck_data::Split, first: usize, channels: usize, side: usize) {
     let xs: Vec<f32> = split.xs().unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let per = channels * side * side;
