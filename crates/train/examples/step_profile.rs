@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
         println!("{kind}: {:.4} MFLOP per sample per step", model.summary().train_flops() / 1e6);
         return Ok(());
     }
-    let mut opt = Optimizer::new(&TrainConfig::default(), named_vars(&map))?;
+    let mut opt = Optimizer::new(&TrainConfig::default(), named_vars(&map), kernels)?;
     let xs = Tensor::rand(0f32, 1f32, (256, 1, 28, 28), &Device::Cpu)?;
     let (mut fwd, mut bwd, mut step) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let total = Instant::now();

@@ -188,7 +188,7 @@ pub fn train(
     let sizes = format!("{} train / {} val / {} test", data.train.len(), data.val.len(), data.test.len());
     tracing::info!("data {}: {sizes}\n{}", data.name, model.summary());
     let tc = &cfg.train;
-    let mut opt = Optimizer::new(tc, named_vars(&varmap))?;
+    let mut opt = Optimizer::new(tc, named_vars(&varmap), cfg.kernels)?;
     let mut st = start_state(dir, tc, resume, &mut opt)?;
     let augment = bottleneck_data::Augment::new(&cfg.data, &data, cfg.seed)?;
     let full = Batcher::new(&data.train, tc.batch_size).num_batches();
