@@ -85,11 +85,12 @@ fn gather_rows(bytes: &[u8], per: usize, indices: &[u32]) -> Vec<u8> {
     out
 }
 
-/// Splits the rows (each `per` bytes) of `bytes` into (`kept`, `out`), both ascending:
-/// the `out` rows are copied out first and the kept ones moved down in place, so the peak
-/// is the buffer plus the `out` rows, never two copies of everything.
+/// Splits the rows (each `per` bytes) of `bytes` into (`kept`, `out`): the `out` rows are
+/// copied out first and the kept ones moved down in place, so the peak is the buffer plus
+/// the `out` rows, never two copies of everything. `kept` must be ascending and every
+/// index in range (the callers' invariant: [`split_indices`] and the image loader's lists).
 #[must_use]
-pub fn partition_rows(mut bytes: Vec<u8>, per: usize, kept: &[u32], out: &[u32]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn partition_rows(mut bytes: Vec<u8>, per: usize, kept: &[u32], out: &[u32]) -> (Vec<u8>, Vec<u8>) {
     let held = gather_rows(&bytes, per, out);
     for (dst, &src) in kept.iter().enumerate() {
         let src = src as usize;
@@ -197,12 +198,18 @@ impl Split {
         Ok(self.xs()?.flatten_from(1)?)
     }
 
+    /// An error naming the first of `indices` past the end of the split.
+    fn check_indices(&self, indices: &[u32]) -> Result<()> {
+        let n = self.len();
+        match indices.iter().find(|&&i| i as usize >= n) {
+            Some(&bad) => Err(mismatch(format!("sample {bad} asked of a split of {n}"))),
+            None => Ok(()),
+        }
+    }
+
     /// The features of samples `indices`, in that order, as f32: `[len, ...sample_shape]`.
     pub fn rows(&self, indices: &[u32]) -> Result<Tensor> {
-        let n = self.len();
-        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= n) {
-            return Err(mismatch(format!("sample {bad} asked of a split of {n}")));
-        }
+        self.check_indices(indices)?;
         match &self.store {
             Store::F32(xs) => Ok(xs.index_select(&Tensor::from_slice(indices, indices.len(), &Device::Cpu)?, 0)?),
             Store::U8 { bytes, norm, .. } => {
@@ -249,9 +256,7 @@ impl Split {
         let store = match &self.store {
             Store::F32(_) => Store::F32(self.rows(indices)?),
             Store::U8 { bytes, shape, norm } => {
-                if let Some(&bad) = indices.iter().find(|&&i| i as usize >= self.len()) {
-                    return Err(mismatch(format!("sample {bad} asked of a split of {}", self.len())));
-                }
+                self.check_indices(indices)?;
                 let mut shape = shape.clone();
                 shape[0] = indices.len();
                 Store::U8 { bytes: Arc::new(gather_rows(bytes, self.features(), indices)), shape, norm: norm.clone() }
@@ -285,19 +290,22 @@ impl Split {
         Ok(Self { store, labels, factors })
     }
 
-    /// Splits into the samples `kept` and `out` (each ascending, together every sample
-    /// once). Pixel bytes not shared with another split are moved in place
-    /// ([`partition_rows`]), so splitting costs the memory of the `out` part only.
+    /// Splits into the samples `kept` and `out`, each in the order given. When `kept` is
+    /// ascending and the two hold every sample once (as [`split_off`] makes them), pixel
+    /// bytes not shared with another split are moved in place, so splitting costs the
+    /// memory of the `out` part only; otherwise both parts are copies.
     pub fn partition(self, kept: &[u32], out: &[u32]) -> Result<(Self, Self)> {
+        self.check_indices(kept)?;
+        self.check_indices(out)?;
+        let in_place = kept.len() + out.len() == self.len() && kept.windows(2).all(|w| w[0] < w[1]);
         let part = |idx: &[u32]| -> Result<(Option<Vec<u32>>, Option<Tensor>)> {
             let labels = self.labels.as_ref().map(|l| idx.iter().map(|&i| l[i as usize]).collect());
             let t = Tensor::from_slice(idx, idx.len(), &Device::Cpu)?;
             Ok((labels, self.factors.as_ref().map(|f| f.index_select(&t, 0)).transpose()?))
         };
         let ((kl, kf), (ol, of)) = (part(kept)?, part(out)?);
-        let n = self.len();
         let (ks, os) = match self.store {
-            Store::U8 { bytes, shape, norm } if kept.len() + out.len() == n => {
+            Store::U8 { bytes, shape, norm } if in_place => {
                 let per: usize = shape[1..].iter().product();
                 let (kb, ob) = partition_rows(Arc::unwrap_or_clone(bytes), per, kept, out);
                 let with_rows = |rows: usize| {
@@ -579,6 +587,11 @@ mod tests {
             assert_eq!(values(&x.xs().unwrap()), values(&y.xs().unwrap()));
         }
         assert_eq!(values(&shared.xs().unwrap()), values(&pair().1.xs().unwrap()), "a clone keeps its rows");
+        // Any other order is copied, not moved; a sample past the end is an error.
+        let (a, b) = shared.clone().partition(&[4, 0], &[6]).unwrap();
+        assert_eq!(values(&a.xs().unwrap()), values(&shared.rows(&[4, 0]).unwrap()));
+        assert_eq!(values(&b.xs().unwrap()), values(&shared.rows(&[6]).unwrap()));
+        assert!(shared.partition(&[0, 1, 2, 3, 4, 5], &[7]).is_err());
     }
 
     #[test]
