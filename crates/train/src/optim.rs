@@ -257,11 +257,7 @@ mod tests {
 
     use super::*;
 
-    fn quadratic_steps(kind: OptimizerKind, steps: usize) -> (Optimizer, f32) {
-        quadratic_steps_on(kind, steps, Kernels::Auto)
-    }
-
-    fn quadratic_steps_on(kind: OptimizerKind, steps: usize, kernels: Kernels) -> (Optimizer, f32) {
+    fn quadratic_steps(kind: OptimizerKind, steps: usize, kernels: Kernels) -> (Optimizer, f32) {
         let cfg = TrainConfig { optimizer: kind, lr: 0.1, ..TrainConfig::default() };
         let w = Var::from_tensor(&Tensor::new(&[3.0f32, -2.0], &Device::Cpu).unwrap()).unwrap();
         let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.clone())], kernels).unwrap();
@@ -279,7 +275,7 @@ mod tests {
     fn every_optimiser_minimises_a_quadratic() {
         for kind in [OptimizerKind::Adamw, OptimizerKind::Adam, OptimizerKind::Sgd] {
             for kernels in [Kernels::Auto, Kernels::Candle] {
-                let (_, norm) = quadratic_steps_on(kind, 200, kernels);
+                let (_, norm) = quadratic_steps(kind, 200, kernels);
                 assert!(norm < 1e-2, "{kind:?} on {kernels:?}: |w|² = {norm}");
             }
         }
@@ -337,7 +333,7 @@ mod tests {
     fn state_does_not_keep_the_graph_alive() {
         // Moments built from tracked gradients would chain every step's activations.
         for kernels in [Kernels::Auto, Kernels::Candle] {
-            let (opt, _) = quadratic_steps_on(OptimizerKind::Adamw, 3, kernels);
+            let (opt, _) = quadratic_steps(OptimizerKind::Adamw, 3, kernels);
             for (name, t) in opt.state().unwrap() {
                 assert!(!t.track_op(), "{name} tracks the graph ({kernels:?})");
             }
