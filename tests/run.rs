@@ -367,16 +367,27 @@ fn resume_epochs_trains_a_finished_run_on() {
     let tmp = tempfile::tempdir().unwrap();
     let e = experiment("fashion-dense");
     let base = ["--quiet", "--no-report", &e, "train=debug", "model.latent_dim=4"];
-    let o = run(tmp.path(), &[&["run"][..], &base, &["train.epochs=2"]].concat());
+    let o = run(tmp.path(), &[&["run"][..], &base, &["train.epochs=2", "device=auto"]].concat());
     assert!(o.status.success(), "{}", text(&o.stderr));
     let dir = run_dirs(tmp.path(), "fashion-dense").pop().unwrap();
     let d = dir.display().to_string();
+    // The manifest records the device `auto` resolved to (no GPU here), not the config's text.
+    let m = manifest(&dir);
+    assert_eq!((m["device"].as_str(), m.get("gpu")), (Some("cpu"), None), "{m}");
     let o = run(tmp.path(), &["resume", "--quiet", "--no-report", "--epochs", "2", &d]);
     assert!(!o.status.success() && text(&o.stderr).contains("has done 2 epochs"), "{}", text(&o.stderr));
-    let o = run(tmp.path(), &["resume", "--quiet", "--no-report", "--epochs", "3", &d]);
+    // A device that is not there: an error naming it, before the config is touched.
+    let o = run(tmp.path(), &["resume", "--quiet", "--no-report", "--epochs", "3", "--device", "cuda:7", &d]);
+    let err = text(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains("\"cuda:7\"") && err.contains("--device"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(std::fs::read_to_string(dir.join("config.toml")).unwrap().contains("epochs = 2"));
+    assert_eq!(manifest(&dir)["status"], "done");
+    let o = run(tmp.path(), &["resume", "--quiet", "--no-report", "--epochs", "3", "--device", "cpu", &d]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let m = manifest(&dir);
     assert_eq!((m["status"].as_str(), m["epochs_done"].as_u64()), (Some("done"), Some(3)), "{m}");
+    assert_eq!(m["device"], "cpu");
     assert!(std::fs::read_to_string(dir.join("config.toml")).unwrap().contains("epochs = 3"));
     assert!(std::fs::read_to_string(dir.join("overrides.txt")).unwrap().ends_with("train.epochs=3\n"));
     // The same as three epochs in one go (a constant learning rate).

@@ -246,6 +246,40 @@ fn command_line_lists_ranges_and_groups_make_the_grid() {
 }
 
 #[test]
+fn gpu_options_are_checked_before_anything_is_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = experiment("fashion-dense");
+    let sweep = |extra: &[&str]| {
+        let args = [&["sweep", e.as_str(), "model.latent_dim=2,4", "train=debug"][..], extra].concat();
+        cmd(tmp.path(), &args).output().unwrap()
+    };
+    if !cfg!(feature = "cuda") {
+        for gpus in ["0,1", "auto"] {
+            let o = sweep(&["--gpus", gpus]);
+            let err = text(&o.stderr);
+            assert!(o.status.code() == Some(1) && err.contains(&format!("--gpus {gpus}")), "{err}");
+            assert!(err.contains("no CUDA support") && err.contains("--features cuda"), "{err}");
+        }
+    }
+    let o = sweep(&["--gpus", "0", "--jobs", "2"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("cannot be used with"), "{}", text(&o.stderr));
+    let o = sweep(&["--gpus", "0", "--launcher", "slurm"]);
+    assert!(o.status.code() == Some(1) && text(&o.stderr).contains("launcher.slurm.gres"), "{}", text(&o.stderr));
+    assert!(!tmp.path().join("runs").exists(), "nothing is made");
+    // Slurm tasks given a GPU train on the first of their allocation; without one, on
+    // the device of the config.
+    for (gres, device) in [("gpu:1", true), ("gpu:a100:2", true), ("", false)] {
+        let g = format!("launcher.slurm.gres=\"{gres}\"");
+        let o = sweep(&["--launcher", "slurm", "--dry-run", &g]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let script = text(&o.stdout);
+        let line = script.lines().find(|l| l.contains(" resume --quiet ")).unwrap();
+        assert_eq!(line.contains("--device cuda:0 \"$DIR\""), device, "{gres}: {line}");
+        assert_eq!(script.contains(&format!("#SBATCH --gres={gres}\n")), device, "{script}");
+    }
+}
+
+#[test]
 fn failing_points_are_marked_and_the_others_finish() {
     common::fashion_mnist_dir();
     let tmp = tempfile::tempdir().unwrap();

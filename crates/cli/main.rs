@@ -103,6 +103,10 @@ enum Command {
         /// its config.toml and the schedule recomputed for N.
         #[arg(long)]
         epochs: Option<usize>,
+        /// Train on this device instead of the config's (cpu, cuda:N, auto): a run
+        /// started on a GPU goes on on the CPU and the other way round.
+        #[arg(long)]
+        device: Option<String>,
         /// No progress output.
         #[arg(short, long)]
         quiet: bool,
@@ -157,9 +161,9 @@ fn main() -> ExitCode {
             train::skip_report(no_report);
             train::run(&experiment, &overrides, runs, quiet)
         }
-        Command::Resume { run_dir, threads, epochs, quiet, no_report } => {
+        Command::Resume { run_dir, threads, epochs, device, quiet, no_report } => {
             train::skip_report(no_report);
-            train::resume(&run_dir, threads, epochs, quiet)
+            train::resume(&run_dir, threads, epochs, device.as_deref(), quiet)
         }
         Command::Sweep(args) => sweep::run(args),
         Command::Report { dir } => train::report(&dir),

@@ -12,7 +12,9 @@ use anyhow::{bail, Context, Result};
 use bottleneck_train::launcher::SlurmConfig;
 use bottleneck_train::lock::SweepLock;
 use bottleneck_train::rundir::Manifest;
-use bottleneck_train::sweep::{local_budget, run_local, Plan, PointSpec, StopLevel, Sweep, SweepObserver};
+use bottleneck_train::sweep::{
+    gpu_budget, local_budget, run_local, Budget, Plan, PointSpec, StopLevel, Sweep, SweepObserver,
+};
 use bottleneck_train::{slurm, Status};
 use clap::{Args, ValueEnum};
 
@@ -50,6 +52,11 @@ pub struct SweepArgs {
     /// Local launcher: points at a time (default: one per core, one thread each).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Local launcher, a `cuda` build: one point per GPU at a time, each process seeing
+    /// only its GPU (CUDA_VISIBLE_DEVICES) and training on it whatever `device` says.
+    /// GPU numbers as nvidia-smi gives them (`0,1`), or `auto`: every visible GPU.
+    #[arg(long, value_name = "LIST", conflicts_with = "jobs")]
+    gpus: Option<String>,
     /// Root of the run directories (default: BOTTLENECK_RUNS_DIR, then runs/).
     #[arg(long)]
     runs: Option<PathBuf>,
@@ -99,6 +106,16 @@ pub fn run(args: SweepArgs) -> Result<()> {
         let todo = sweep.prepare_resume()?;
         let launcher =
             args.launcher.unwrap_or(if sweep.spec.launcher == "slurm" { Launcher::Slurm } else { Launcher::Local });
+        if launcher == Launcher::Local && args.gpus.is_none() {
+            for &i in &todo {
+                let dir = sweep.run_dir(&sweep.spec.points[i]);
+                if let Ok(cfg) = dir.read_config() {
+                    bottleneck_train::device::resolve(&cfg.device).with_context(|| {
+                        format!("point {} ({})", sweep.spec.points[i].dir, dir.file("config.toml").display())
+                    })?;
+                }
+            }
+        }
         let done = sweep.spec.points.len() - todo.len();
         crate::out(&format!(
             "sweep dir: {}\nresuming: {} of {} points left ({done} done or failed for good)\n",
@@ -113,6 +130,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     };
     let plan = Plan::new(experiment, &args.overrides)?;
     let launcher = args.launcher.unwrap_or(Launcher::Local);
+    check_devices(&plan, launcher, &args)?;
     // Absolute: Slurm scripts and point processes refer to it from elsewhere.
     let root = std::path::absolute(runs_root(args.runs.clone())).context("the runs directory")?;
     if args.dry_run {
@@ -145,6 +163,47 @@ pub fn run(args: SweepArgs) -> Result<()> {
     launch(sweep, lock, &todo, launcher, &args, &program)
 }
 
+/// Before any directory exists: the GPUs of `--gpus`, else the devices the points name
+/// (on this machine for the local launcher; for Slurm, that a task asked for a GPU gets
+/// one in its allocation).
+fn check_devices(plan: &Plan, launcher: Launcher, args: &SweepArgs) -> Result<()> {
+    use bottleneck_train::device;
+    if let Some(list) = &args.gpus {
+        if launcher == Launcher::Slurm {
+            bail!(
+                "--gpus is for the local launcher; a Slurm task's GPUs come from launcher.slurm.gres (e.g. \"gpu:1\")"
+            );
+        }
+        device::sweep_gpus(list)?;
+        return Ok(());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in plan.points() {
+        let Ok(r) = bottleneck_train::resolve(&plan.experiment, &p.overrides) else { continue };
+        if !seen.insert(r.config.device.clone()) {
+            continue;
+        }
+        match launcher {
+            Launcher::Local => {
+                bottleneck_train::config::check_device(&r)?;
+            }
+            Launcher::Slurm => {
+                let gres = &r.config.launcher.slurm.gres;
+                if matches!(device::Spec::parse(&r.config.device), Some(device::Spec::Cuda(_)))
+                    && !device::gres_has_gpu(gres)
+                {
+                    bail!(
+                        "`device = \"{}\"` (set in {}) needs a GPU in each Slurm task, but launcher.slurm.gres = \"{gres}\" asks for none: set launcher.slurm.gres = \"gpu:1\" (each task then trains on cuda:0 of its allocation), or device = \"cpu\"",
+                        r.config.device,
+                        r.source_of("device")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn dry_run(plan: &Plan, root: &Path, launcher: Launcher, args: &SweepArgs, program: &Path) -> Result<()> {
     let path = root.join(&plan.name).join(bottleneck_train::rundir::stamp());
     let sweep = Sweep::planned(plan, &path, launcher.name())?;
@@ -154,8 +213,9 @@ fn dry_run(plan: &Plan, root: &Path, launcher: Launcher, args: &SweepArgs, progr
     }
     match launcher {
         Launcher::Local => {
-            let (jobs, threads) = local_budget(args.jobs, sweep.spec.points.len(), cores());
-            let _ = writeln!(out, "# local: {jobs} at a time, {threads} threads each");
+            let Budget { jobs, threads, gpus } = budget(args, sweep.spec.points.len())?;
+            let on = if gpus.is_empty() { String::new() } else { format!(", one per GPU ({})", gpus.join(",")) };
+            let _ = writeln!(out, "# local: {jobs} at a time, {threads} threads each{on}");
         }
         Launcher::Slurm => {
             let cfg =
@@ -216,7 +276,8 @@ fn launch(
                 sweep.spec.launcher = "local".into();
                 sweep.save()?;
             }
-            let (jobs, threads) = local_budget(args.jobs, todo.len(), cores());
+            let b = budget(args, todo.len())?;
+            let (jobs, threads) = (b.jobs, b.threads);
             if args.jobs.is_some_and(|j| j > jobs && j <= todo.len()) {
                 eprintln!(
                     "--jobs {} is more than the {} cores: running {jobs} at a time",
@@ -224,9 +285,10 @@ fn launch(
                     cores()
                 );
             }
-            crate::out(&format!("local launcher: {jobs} at a time, {threads} threads each\n"));
+            let on = if b.gpus.is_empty() { String::new() } else { format!(", one per GPU ({})", b.gpus.join(",")) };
+            crate::out(&format!("local launcher: {jobs} at a time, {threads} threads each{on}\n"));
             let obs = Lines::new(args.quiet, todo.len());
-            let ran = run_local(&sweep, todo, jobs, threads, program, &stop, &obs);
+            let ran = run_local(&sweep, todo, &b, program, &stop, &obs);
             obs.clear();
             if let Err(e) = ran {
                 // Its points are stopped; the summary still says where each one stands.
@@ -267,6 +329,17 @@ fn launch(
     }
     let interrupted = stop.load(Ordering::SeqCst) > 0;
     report(&sweep, interrupted)
+}
+
+/// Points at a time, threads each, and the GPUs of `--gpus` (none without it).
+fn budget(args: &SweepArgs, points: usize) -> Result<Budget> {
+    if let Some(list) = &args.gpus {
+        let gpus = bottleneck_train::device::sweep_gpus(list)?;
+        let (jobs, threads) = gpu_budget(gpus.len(), points, cores());
+        return Ok(Budget { jobs, threads, gpus });
+    }
+    let (jobs, threads) = local_budget(args.jobs, points, cores());
+    Ok(Budget { jobs, threads, gpus: Vec::new() })
 }
 
 /// `[launcher.slurm]` of the sweep's first point that has a config.
@@ -456,8 +529,9 @@ impl Lines {
 }
 
 impl SweepObserver for Lines {
-    fn started(&self, sweep: &Sweep, p: &PointSpec, threads: usize) {
-        self.say(&format!("point {} ({}) started, {threads} threads", p.dir, sweep.label(p)));
+    fn started(&self, sweep: &Sweep, p: &PointSpec, threads: usize, gpu: Option<&str>) {
+        let on = gpu.map_or_else(String::new, |g| format!(" on GPU {g}"));
+        self.say(&format!("point {} ({}) started, {threads} threads{on}", p.dir, sweep.label(p)));
     }
 
     fn finished(&self, sweep: &Sweep, p: &PointSpec, m: Option<&Manifest>) {

@@ -182,19 +182,32 @@ fn finish(dir: &RunDir, outcome: Result<Outcome, bottleneck_train::TrainError>) 
 pub fn run(experiment: &Path, overrides: &[String], runs: Option<PathBuf>, quiet: bool) -> Result<()> {
     let resolved = resolve(experiment, overrides)?;
     bottleneck_train::config::check_files(&resolved)?;
+    // A device that is not there is an error before the run directory exists.
+    let device = bottleneck_train::config::check_device(&resolved)?;
     let threads = apply_threads(&resolved.config);
     let dir = prepare(&resolved, &runs_root(runs), threads)?;
     logging::attach_file(&dir.file("train.log"))?;
-    tracing::info!("run dir {} ({threads} threads)", dir.path.display());
+    tracing::info!("run dir {} ({threads} threads, {})", dir.path.display(), device.describe());
     let stop = stop_flag()?;
-    let outcome = execute(&dir, false, threads, &stop, &Progress::new(quiet));
+    let outcome = execute(&dir, false, threads, None, &stop, &Progress::new(quiet));
     finish(&dir, outcome)
 }
 
-/// `bottleneck resume RUN_DIR [--threads N]`: continues a run from its last checkpoint,
-/// or trains a sweep's pending point from its first epoch.
-pub fn resume(path: &Path, threads: Option<usize>, epochs: Option<usize>, quiet: bool) -> Result<()> {
+/// `bottleneck resume RUN_DIR [--threads N] [--epochs N] [--device D]`: continues a run
+/// from its last checkpoint, or trains a sweep's pending point from its first epoch;
+/// `device` replaces the config's for this process (checkpoints load on any device).
+pub fn resume(
+    path: &Path,
+    threads: Option<usize>,
+    epochs: Option<usize>,
+    device: Option<&str>,
+    quiet: bool,
+) -> Result<()> {
     let dir = RunDir::open(path)?;
+    if let Some(d) = device {
+        // Before anything is changed (`--epochs` edits the config).
+        bottleneck_train::device::resolve(d).map_err(|e| anyhow::anyhow!("{e} (--device)"))?;
+    }
     if let Some(n) = epochs {
         let before = bottleneck_train::run::extend(&dir, n)?;
         tracing::info!("train.epochs {before} -> {n} in {}", dir.file("config.toml").display());
@@ -230,7 +243,7 @@ pub fn resume(path: &Path, threads: Option<usize>, epochs: Option<usize>, quiet:
     tracing::info!("resuming {} ({threads} threads)", dir.path.display());
     let stop = stop_flag()?;
     watch_sweep_parent(&stop);
-    let outcome = execute(&dir, true, threads, &stop, &Progress::new(quiet));
+    let outcome = execute(&dir, true, threads, device, &stop, &Progress::new(quiet));
     finish(&dir, outcome)
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use bottleneck_data::Split;
 use bottleneck_models::Autoencoder;
 use bottleneck_train::runner::{named_vars, setup, Setup, EVAL_NOISE_SEED};
-use bottleneck_train::{checkpoint, RunDir, Status};
+use bottleneck_train::{checkpoint, ExperimentConfig, RunDir, Status};
 use candle_core::{Device, Tensor};
 use polars::prelude::*;
 use rand::seq::SliceRandom as _;
@@ -830,7 +830,9 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
         }
     }
     lap("loss curves");
-    let setup_result = setup(&cfg);
+    // Figures are computed on the CPU whatever the run trained on: a report of a GPU run
+    // is drawn on a machine without one too, and the figures' code keeps its tensors there.
+    let setup_result = setup(&ExperimentConfig { device: "cpu".into(), ..cfg.clone() });
     lap("data and model");
     let classes = setup_result.as_ref().map(|s| s.data.classes.clone()).unwrap_or_default();
     if dir.file("latents.parquet").is_file() {

@@ -600,6 +600,13 @@ pub fn check_files(r: &Resolved) -> Result<()> {
     }
 }
 
+/// Opens the device `r` asks for (`device`; [`crate::device::resolve`]), so that one that
+/// is not there is an error naming where `device` was set, before any run directory.
+pub fn check_device(r: &Resolved) -> Result<crate::device::Resolved> {
+    crate::device::resolve(&r.config.device)
+        .map_err(|e| TrainError::Config(format!("{e} (`device` set in {})", r.source_of("device"))))
+}
+
 /// Checks a run's saved config again, as [`resolve`] checked it (`resume` reads a file
 /// that may have been edited since): errors name the key and its line in `path`.
 /// `cfg` with `data.<key>=<value>` overrides applied (for `bottleneck encode`, which
@@ -663,17 +670,18 @@ fn validate_config(c: &ExperimentConfig, r: &dyn Sources) -> Result<()> {
     if let Some((key, value, allowed)) = c.launcher.slurm.check() {
         return Err(out_of_range(r, key, &value, allowed));
     }
-    if !(c.device == "cpu" || c.device == "auto" || c.device.starts_with("cuda:")) {
-        return Err(out_of_range(r, "device", &format!("\"{}\"", c.device), "use \"cpu\", \"cuda:N\" or \"auto\""));
-    }
-    // Checked here, before any run directory exists, not when training starts.
-    if c.device.starts_with("cuda:") {
-        return Err(out_of_range(
-            r,
-            "device",
-            &format!("\"{}\"", c.device),
-            "this build has no CUDA support; use \"cpu\" or \"auto\" (the CPU)",
-        ));
+    match crate::device::Spec::parse(&c.device) {
+        None => return Err(out_of_range(r, "device", &format!("\"{}\"", c.device), crate::device::ACCEPTED)),
+        // Checked here, before any run directory exists, not when training starts.
+        Some(crate::device::Spec::Cuda(_)) if !crate::device::CUDA_BUILD => {
+            return Err(out_of_range(
+                r,
+                "device",
+                &format!("\"{}\"", c.device),
+                "this build has no CUDA support; use \"cpu\" or \"auto\" (the CPU), or build with `--features cuda` (README, \"GPUs\")",
+            ))
+        }
+        Some(_) => {}
     }
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
         return Err(out_of_range(

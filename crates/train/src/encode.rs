@@ -35,7 +35,10 @@ pub fn encode(dir: &RunDir, split: &str, data_overrides: &[String], out: &Path) 
     if !SPLITS.contains(&split) {
         return Err(TrainError::Config(format!("--split {split}: one of {}", SPLITS.join(", "))));
     }
-    let cfg = dir.read_config()?;
+    let mut cfg = dir.read_config()?;
+    // On the CPU, whatever the run trained on: codes do not depend on the device, and a
+    // GPU run's codes are wanted on machines without one too.
+    cfg.device = "cpu".into();
     let s = setup(&cfg)?;
     let weights =
         [dir.best_checkpoint(), dir.last_checkpoint()].into_iter().find(|p| p.is_file()).ok_or_else(|| {

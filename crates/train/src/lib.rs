@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod encode;
 pub mod error;
 pub mod launcher;

@@ -140,11 +140,15 @@ pub fn extend(dir: &RunDir, epochs: usize) -> Result<usize> {
 /// naming it), checks `config.toml` again (it may have been edited), then marks the run
 /// `running` with a heartbeat. With `resume`, a run with a checkpoint continues from it;
 /// a `pending` run, or one killed before its first checkpoint, starts from its first
-/// epoch. `threads` is recorded in the manifest (the caller applies it).
+/// epoch. `threads` is recorded in the manifest (the caller applies it). `device`, when
+/// given, replaces the config's `device` for this process (`resume --device`, a sweep's
+/// point on its GPU); the manifest records the device actually used (and which GPU). A
+/// device that is not there is an error that leaves the run as it was.
 pub fn execute(
     dir: &RunDir,
     resume: bool,
     threads: usize,
+    device: Option<&str>,
     stop: &Arc<AtomicBool>,
     obs: &dyn Observer,
 ) -> Result<Outcome> {
@@ -158,8 +162,15 @@ pub fn execute(
     }
     // An edited config that no longer checks out leaves the run as it was (its
     // checkpoint included): fix the file and resume again.
-    let cfg = dir.read_config()?;
+    let mut cfg = dir.read_config()?;
     crate::config::check_saved(&cfg, &dir.file("config.toml"))?;
+    if let Some(d) = device {
+        cfg.device = d.to_string();
+    }
+    let used = crate::device::resolve(&cfg.device).map_err(|e| match device {
+        Some(_) => TrainError::Config(format!("{e} (--device)")),
+        None => TrainError::Config(format!("{e} (`device` in {})", dir.file("config.toml").display())),
+    })?;
     let from_checkpoint = resume && manifest.status != Status::Pending && dir.last_checkpoint().is_file();
     if resume && !from_checkpoint {
         if manifest.status != Status::Pending {
@@ -172,6 +183,11 @@ pub fn execute(
         manifest.started = now();
     }
     manifest.threads = threads;
+    if resume {
+        tracing::info!("device: {}", used.describe());
+    }
+    manifest.device = used.name;
+    manifest.gpu = used.gpu;
     manifest.starts += 1;
     manifest.set_status(Status::Running, None);
     dir.write_manifest(&manifest)?;

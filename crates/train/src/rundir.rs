@@ -58,8 +58,12 @@ pub struct Manifest {
     pub experiment: String,
     /// Seed.
     pub seed: u64,
-    /// Device it ran on.
+    /// The device it trains on: `cpu` or `cuda:N` as the training process resolved the
+    /// config's `device` (the config's own text until a process has started).
     pub device: String,
+    /// The GPU, when it trains on one (model, compute capability, memory, driver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::device::GpuInfo>,
     /// Worker threads.
     pub threads: usize,
     /// Versions: bottleneck, candle, polars.
@@ -197,6 +201,7 @@ impl Manifest {
             experiment: experiment.into(),
             seed: 0,
             device: String::new(),
+            gpu: None,
             threads: 0,
             versions: BTreeMap::new(),
             git_commit: None,

@@ -78,14 +78,9 @@ pub struct Setup {
     pub device: Device,
 }
 
-/// The device a config asks for (this build runs on the CPU).
+/// The device a config asks for ([`crate::device::resolve`]: one per process).
 pub fn device(cfg: &ExperimentConfig) -> Result<Device> {
-    match cfg.device.as_str() {
-        "cpu" | "auto" => Ok(Device::Cpu),
-        other => Err(TrainError::Config(format!(
-            "invalid value \"{other}\" for `device`: this build has no CUDA support; use \"cpu\" or \"auto\""
-        ))),
-    }
+    Ok(crate::device::resolve(&cfg.device)?.device)
 }
 
 /// Loads the data and builds the (seeded) model.

@@ -108,7 +108,14 @@ pub fn array_script(sweep: &Sweep, points: &[usize], cfg: &SlurmConfig, program:
     let _ = writeln!(s, "{}", TASK_BODY.trim_end());
     let program = quote(&program.display().to_string());
     let threads = format!("\"${{SLURM_CPUS_PER_TASK:-{}}}\"", cfg.cpus_per_task);
-    let _ = writeln!(s, "{program} resume --quiet --threads {threads} \"$DIR\" &");
+    // A task given GPUs (`gres`) sees its allocation's, numbered from 0: it trains on the
+    // first whatever `device` the config names.
+    let device = if crate::device::gres_has_gpu(&cfg.gres) {
+        format!(" --device {}", crate::sweep::POINT_DEVICE)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(s, "{program} resume --quiet --threads {threads}{device} \"$DIR\" &");
     let _ = writeln!(s, "{}", TASK_WAIT.trim_end());
     if warning > 0 {
         let _ = writeln!(s, "{}", TASK_REQUEUE.trim_end().replace("MAX_REQUEUES", &cfg.max_requeues.to_string()));

@@ -22,11 +22,35 @@ pub fn local_budget(jobs: Option<usize>, points: usize, cores: usize) -> (usize,
     (jobs, (cores / jobs).max(1))
 }
 
+/// With `--gpus`: one point per GPU at a time (capped at the points), the cores shared
+/// among them (at least one thread each).
+#[must_use]
+pub fn gpu_budget(gpus: usize, points: usize, cores: usize) -> (usize, usize) {
+    let jobs = gpus.clamp(1, points.max(1));
+    (jobs, (cores.max(1) / jobs).max(1))
+}
+
+/// How the local launcher spreads points over this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// Points at a time (at most the GPUs' number, when there are GPUs).
+    pub jobs: usize,
+    /// Threads of each point (or its `train.threads`, when that is smaller).
+    pub threads: usize,
+    /// `CUDA_VISIBLE_DEVICES` entries, one point on each at a time (`--gpus`); empty: the
+    /// points train on the device their config names.
+    pub gpus: Vec<String>,
+}
+
+/// The GPU a point process trains on: it sees only this one (`CUDA_VISIBLE_DEVICES`), as
+/// `cuda:0`.
+pub const POINT_DEVICE: &str = "cuda:0";
+
 /// What the local launcher reports.
 pub trait SweepObserver {
-    /// A point's process started.
-    fn started(&self, sweep: &Sweep, p: &PointSpec, threads: usize) {
-        let _ = (sweep, p, threads);
+    /// A point's process started (on GPU `gpu`, as `CUDA_VISIBLE_DEVICES` names it).
+    fn started(&self, sweep: &Sweep, p: &PointSpec, threads: usize, gpu: Option<&str>) {
+        let _ = (sweep, p, threads, gpu);
     }
     /// A point ended (its manifest says how).
     fn finished(&self, sweep: &Sweep, p: &PointSpec, m: Option<&Manifest>) {
@@ -55,9 +79,9 @@ fn terminate(child: &Child) {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
 }
 
-/// Runs the points `todo` on this machine, `jobs` at a time with `threads` threads each
-/// (or the point's `train.threads` when that is smaller), each as a `program resume`
-/// process in its own process group. A point that fails does not stop the others; a
+/// Runs the points `todo` on this machine per `budget`, each as a `program resume`
+/// process in its own process group. With GPUs in the budget each process gets one no
+/// other running point has, sees only it, and trains on it as [`POINT_DEVICE`]. A point that fails does not stop the others; a
 /// point whose process dies without an outcome is recorded as lost and queued again from
 /// its checkpoint (until `launcher.max_retries` deaths without progress). On a stop
 /// request every running point is sent SIGTERM (it checkpoints and is marked
@@ -67,20 +91,19 @@ fn terminate(child: &Child) {
 pub fn run_local(
     sweep: &Sweep,
     todo: &[usize],
-    jobs: usize,
-    threads: usize,
+    budget: &Budget,
     program: &Path,
     stop: &StopLevel,
     obs: &dyn SweepObserver,
 ) -> Result<()> {
-    let mut running: Vec<(usize, Child)> = Vec::new();
-    let result = drive(sweep, todo, jobs, threads, program, stop, obs, &mut running);
+    let mut running: Vec<Running> = Vec::new();
+    let result = drive(sweep, todo, budget, program, stop, obs, &mut running);
     if result.is_err() {
-        for (_, child) in &running {
-            terminate(child);
+        for r in &running {
+            terminate(&r.child);
         }
         let t0 = Instant::now();
-        for (i, child) in &mut running {
+        for Running { index: i, child, .. } in &mut running {
             while child.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(30) {
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -116,29 +139,37 @@ fn settle(sweep: &Sweep, i: usize, stopping: bool) -> Result<bool> {
 
 const DIED_HINT: &str = "`bottleneck sweep --resume` continues it from its last checkpoint";
 
-#[allow(clippy::too_many_arguments)]
+/// A point's process.
+struct Running {
+    index: usize,
+    child: Child,
+    /// The GPU it holds.
+    gpu: Option<String>,
+}
+
 fn drive(
     sweep: &Sweep,
     todo: &[usize],
-    jobs: usize,
-    threads: usize,
+    budget: &Budget,
     program: &Path,
     stop: &StopLevel,
     obs: &dyn SweepObserver,
-    running: &mut Vec<(usize, Child)>,
+    running: &mut Vec<Running>,
 ) -> Result<()> {
     use std::os::unix::process::CommandExt as _;
+    let Budget { threads, ref gpus, .. } = *budget;
+    let jobs = if gpus.is_empty() { budget.jobs } else { budget.jobs.min(gpus.len()) };
     let mut queue: std::collections::VecDeque<usize> = todo.iter().copied().collect();
     let mut signalled = 0;
     let mut last_tick = Instant::now();
     while !running.is_empty() || (!queue.is_empty() && stop.load(Ordering::SeqCst) == 0) {
         let level = stop.load(Ordering::SeqCst);
         if level > signalled {
-            for (_, child) in running.iter_mut() {
+            for r in running.iter_mut() {
                 if level >= 2 {
-                    let _ = child.kill();
+                    let _ = r.child.kill();
                 } else {
-                    terminate(child);
+                    terminate(&r.child);
                 }
             }
             signalled = level;
@@ -150,8 +181,13 @@ fn drive(
             let cfg = dir.read_config()?;
             let t = if cfg.train.threads == 0 { threads } else { cfg.train.threads.min(threads) };
             let log = fs_err::OpenOptions::new().create(true).append(true).open(dir.file("task.log"))?;
-            let child = Command::new(program)
-                .args(["resume", "--quiet", "--threads", &t.to_string()])
+            let gpu = gpus.iter().find(|g| !running.iter().any(|r| r.gpu.as_ref() == Some(*g))).cloned();
+            let mut command = Command::new(program);
+            command.args(["resume", "--quiet", "--threads", &t.to_string()]);
+            if let Some(g) = &gpu {
+                command.args(["--device", POINT_DEVICE]).env("CUDA_VISIBLE_DEVICES", g);
+            }
+            let child = command
                 .arg(&dir.path)
                 .current_dir(&sweep.spec.cwd)
                 .env(PARENT_ENV, std::process::id().to_string())
@@ -161,13 +197,13 @@ fn drive(
                 .process_group(0)
                 .spawn()
                 .map_err(|e| TrainError::Run { path: program.into(), reason: format!("starting a point: {e}") })?;
-            obs.started(sweep, p, t);
-            running.push((i, child));
+            obs.started(sweep, p, t, gpu.as_deref());
+            running.push(Running { index: i, child, gpu });
         }
         let mut k = 0;
         while k < running.len() {
-            if running[k].1.try_wait()?.is_some() {
-                let (i, _) = running.remove(k);
+            if running[k].child.try_wait()?.is_some() {
+                let i = running.remove(k).index;
                 let p = &sweep.spec.points[i];
                 let again = settle(sweep, i, stop.load(Ordering::SeqCst) > 0)?;
                 let m = sweep.run_dir(p).read_manifest().ok();
@@ -185,10 +221,10 @@ fn drive(
             last_tick = Instant::now();
             let rows: Vec<(usize, usize, usize)> = running
                 .iter()
-                .map(|(i, _)| {
-                    let dir = sweep.run_dir(&sweep.spec.points[*i]);
+                .map(|r| {
+                    let dir = sweep.run_dir(&sweep.spec.points[r.index]);
                     let epochs = dir.read_config().map_or(0, |c| c.train.epochs);
-                    (*i, epochs_written(&dir), epochs)
+                    (r.index, epochs_written(&dir), epochs)
                 })
                 .collect();
             obs.tick(sweep, &rows);
@@ -209,5 +245,12 @@ mod tests {
         assert_eq!(local_budget(Some(4), 6, 2), (2, 1), "no more jobs than cores");
         assert_eq!(local_budget(None, 1, 16), (1, 16));
         assert_eq!(local_budget(Some(3), 6, 16), (3, 5));
+    }
+
+    #[test]
+    fn with_gpus_one_point_runs_per_gpu() {
+        assert_eq!(gpu_budget(8, 12, 4), (8, 1), "more GPUs than cores: a thread each");
+        assert_eq!(gpu_budget(2, 12, 16), (2, 8));
+        assert_eq!(gpu_budget(4, 3, 16), (3, 5), "no more jobs than points");
     }
 }

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use crate::rundir::{Manifest, RunDir};
 
 pub use grid::{axis_values, Plan};
-pub use local::{local_budget, run_local, StopLevel, SweepObserver};
+pub use local::{gpu_budget, local_budget, run_local, Budget, StopLevel, SweepObserver, POINT_DEVICE};
 pub use resume::DIED;
 pub use spec::{Axis, PointSpec, SlurmJobs, SweepSpec};
 
