@@ -28,6 +28,7 @@
 # ~5 GB installed) where that index is not reachable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/venv.sh
 repo=$(pwd)
 epochs="${1:-1}"
 rounds="${ROUNDS:-2}"
@@ -45,16 +46,7 @@ if [ -x "$py" ] && "$py" -c 'import torch, numpy' 2>/dev/null; then
   echo "reusing $venv (torch $("$py" -c 'import torch; print(torch.__version__)'))"
 else
   echo "installing PyTorch (CPU) and numpy into $venv"
-  # Debian splits venv support out of python3: install it as scripts/setup.sh installs
-  # its packages.
-  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    pkgs=(python3-venv "python3.$(python3 -c 'import sys; print(sys.version_info[1])')-venv")
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${pkgs[@]}" ||
-      { $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${pkgs[@]}"; }
-  fi
-  python3 -m venv "$venv"
+  new_venv "$venv"
   pip=("$py" -m pip install --quiet --progress-bar off)
   if ! "${pip[@]}" --retries 1 torch --index-url https://download.pytorch.org/whl/cpu; then
     echo "the PyTorch CPU index failed; installing torch from PyPI (the CUDA build: a larger download, the same CPU kernels)"

@@ -57,6 +57,9 @@ def parse_args():
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--max-batches", type=int, default=0,
                    help="stop each epoch after this many batches (0 = all); smoke tests only")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, or cuda / cuda:N (scripts/gpu-smoke.sh): the model and both "
+                        "splits go there once")
     p.add_argument("--flush-denormal", action="store_true",
                    help="torch.set_flush_denormal(True) (default: PyTorch's default, off)")
     return p.parse_args()
@@ -178,7 +181,7 @@ def train_epoch(model, opt, xs, batch_size, generator, max_batches):
     model.train()
     n = len(xs)
     started = time.perf_counter()
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator).to(xs.device)
     samples, loss_sum = 0, 0.0
     for b, start in enumerate(range(0, n, batch_size)):
         if max_batches and b >= max_batches:
@@ -219,9 +222,11 @@ def main():
     print(f"data: {len(train)} train, {len(test)} test images ({time.perf_counter() - t0:.1f} s to load)",
           flush=True)
 
+    device = torch.device(args.device)
+    train, test = train.to(device), test.to(device)
     build = {"dense": dense_autoencoder, "conv": conv_autoencoder, "vae": Vae}[args.model]
     latent = args.latent_dim or (16 if args.model == "vae" else 32)
-    model = build(latent)
+    model = build(latent).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=args.weight_decay)
     params = sum(p.numel() for p in model.parameters())
@@ -261,6 +266,8 @@ def main():
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "max_batches": args.max_batches,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }), flush=True)
 
 

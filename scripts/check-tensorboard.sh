@@ -12,20 +12,14 @@
 #   BOTTLENECK=P  the binary (default: cargo build, target/debug/bottleneck)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/venv.sh
 venv="${TB_VENV:-target/tensorboard-venv}"
 py="$venv/bin/python"
 if [ -x "$py" ] && "$py" -c 'import tensorboard' 2>/dev/null; then
   echo "reusing $venv (tensorboard $("$py" -c 'import tensorboard; print(tensorboard.__version__)'))"
 else
   echo "installing tensorboard into $venv"
-  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    pkgs=(python3-venv "python3.$(python3 -c 'import sys; print(sys.version_info[1])')-venv")
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${pkgs[@]}" ||
-      { $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${pkgs[@]}"; }
-  fi
-  python3 -m venv "$venv"
+  new_venv "$venv"
   # setuptools: tensorboard's plugin loader still imports pkg_resources.
   "$py" -m pip install --quiet --progress-bar off tensorboard setuptools
 fi

@@ -129,7 +129,7 @@ fn open(spec: Spec, text: &str) -> Result<Resolved> {
             "`device = \"{text}\"` is not available: {why}; use \"cpu\", \"auto\", or a GPU this process sees (nvidia-smi lists them; CUDA_VISIBLE_DEVICES renumbers them from 0)"
         ))
     };
-    let count = gpu_count().map_err(|e| unavailable(format!("the CUDA driver reports {e}")))?;
+    let count = gpu_count().map_err(|e| unavailable(format!("the CUDA driver fails with {e}")))?;
     if ordinal >= count {
         return Err(unavailable(format!(
             "this process sees {count} GPU{}{}",
@@ -155,12 +155,16 @@ fn open(spec: Spec, text: &str) -> Result<Resolved> {
     Ok(Resolved { device, name: format!("cuda:{ordinal}"), gpu })
 }
 
-/// GPUs the CUDA driver shows this process.
+/// GPUs the CUDA driver shows this process (none when it reports
+/// `CUDA_ERROR_NO_DEVICE`); else the driver's error code, e.g. `CUDA_ERROR_NOT_INITIALIZED`.
 #[cfg(feature = "cuda")]
 fn gpu_count() -> std::result::Result<usize, String> {
-    candle_core::cuda_backend::cudarc::driver::CudaContext::device_count()
-        .map(|n| usize::try_from(n).unwrap_or(0))
-        .map_err(|e| e.to_string())
+    use candle_core::cuda_backend::cudarc::driver::{sys::CUresult, CudaContext};
+    match CudaContext::device_count() {
+        Ok(n) => Ok(usize::try_from(n).unwrap_or(0)),
+        Err(e) if e.0 == CUresult::CUDA_ERROR_NO_DEVICE => Ok(0),
+        Err(e) => Err(format!("{:?}", e.0)),
+    }
 }
 
 /// The kernel driver's version, e.g. "550.54.15".
@@ -185,7 +189,7 @@ pub fn sweep_gpus(list: &str) -> Result<Vec<String>> {
         ));
     }
     if list == "auto" {
-        let gpus = visible_gpus().map_err(|e| bad(&format!("cannot list the GPUs: {e}")))?;
+        let gpus = visible_gpus().map_err(|e| bad(&format!("cannot list the GPUs: the CUDA driver fails with {e}")))?;
         if gpus.is_empty() {
             return Err(bad("this process sees no GPU; leave out --gpus to run on the CPU"));
         }
