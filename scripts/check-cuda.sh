@@ -5,10 +5,10 @@
 #   1. clippy -D warnings on the whole workspace with `--features cuda` (the CUDA-only code);
 #   2. the binary builds and links (candle's .cu kernels compiled by nvcc for
 #      CUDA_COMPUTE_CAP, default 90);
-#   3. the CUDA-only unit tests run, and the binary runs as on a machine without a GPU
-#      (the stub reports none): `device = "auto"` trains on the CPU and says so in the
-#      manifest; `cuda:0`, `sweep --gpus auto` and a Slurm sweep on `cuda:0` without a GPU
-#      `gres` are clear errors before any directory is made.
+#   3. the binary runs as on a machine without a GPU (the stub reports none): `device =
+#      "auto"` trains on the CPU and says so in the manifest; `cuda:0`, `sweep --gpus auto`
+#      or `--gpus 0` and a Slurm sweep on `cuda:0` without a GPU `gres` are clear errors
+#      before any directory is made.
 #
 #   scripts/check-cuda.sh            (from the repository root or anywhere)
 #   scripts/check-cuda.sh --cudnn    the same with `--features cudnn` (+ cuDNN's wheel)
@@ -40,7 +40,6 @@ t=$(date +%s)
 cargo build --locked --features "$feature" --bin bottleneck
 bin="$CARGO_TARGET_DIR/debug/bottleneck"
 echo "check-cuda: built and linked $bin in $(( $(date +%s) - t )) s"
-"${run_env[@]}" cargo test --locked --features "$feature" -p bottleneck-train --lib device
 
 # The binary on a machine without a GPU.
 work=$(mktemp -d)
@@ -56,6 +55,11 @@ e="$PWD/experiments/fashion-dense.toml"
   if "${run_env[@]}" "$bin" sweep "$e" train=debug model.latent_dim=2,4 --gpus auto 2>err.txt; then fail "--gpus auto ran"; fi
   grep -q 'sees no GPU' err.txt || fail "--gpus auto: $(cat err.txt)"
   echo "ok: --gpus auto without a GPU: $(cat err.txt)"
+  for gpus in 0 0,0; do
+    if "${run_env[@]}" "$bin" sweep "$e" train=debug model.latent_dim=2,4 --gpus "$gpus" 2>err.txt; then fail "--gpus $gpus ran"; fi
+    grep -q "sees no GPU\|listed twice" err.txt || fail "--gpus $gpus: $(cat err.txt)"
+    echo "ok: --gpus $gpus without a GPU: $(cat err.txt)"
+  done
   if "${run_env[@]}" "$bin" sweep "$e" train=debug model.latent_dim=2,4 device=cuda:0 --launcher slurm --dry-run 2>err.txt; then
     fail "a Slurm sweep on cuda:0 without a GPU gres was accepted"
   fi

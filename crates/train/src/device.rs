@@ -179,29 +179,40 @@ fn driver_version() -> Option<String> {
 
 /// The GPUs `bottleneck sweep --gpus LIST` spreads points over, as `CUDA_VISIBLE_DEVICES`
 /// entries (one per point process). `auto`: every GPU this process sees — the entries of
-/// its own `CUDA_VISIBLE_DEVICES` when set, else `0..count`. A list: `0,1,3` (what
-/// `nvidia-smi` numbers), each once.
+/// its own `CUDA_VISIBLE_DEVICES` when set, else `0..count`. A list: `0,1,3` (as
+/// `nvidia-smi` numbers them), each once and, when `CUDA_VISIBLE_DEVICES` is not set,
+/// each one that is there.
 pub fn sweep_gpus(list: &str) -> Result<Vec<String>> {
     let bad = |why: &str| TrainError::Config(format!("--gpus {list}: {why}"));
+    let ids = if list == "auto" { None } else { Some(parse_gpu_list(list).map_err(|why| bad(&why))?) };
     if !CUDA_BUILD {
         return Err(bad(
             "this build has no CUDA support; build with `--features cuda` (README, \"GPUs\"), or leave out --gpus to run on the CPU",
         ));
     }
-    if list == "auto" {
-        let gpus = visible_gpus().map_err(|e| bad(&format!("cannot list the GPUs: the CUDA driver fails with {e}")))?;
-        if gpus.is_empty() {
-            return Err(bad("this process sees no GPU; leave out --gpus to run on the CPU"));
-        }
-        return Ok(gpus);
+    let visible = visible_gpus().map_err(|e| bad(&format!("cannot list the GPUs: the CUDA driver fails with {e}")))?;
+    if visible.is_empty() {
+        return Err(bad("this process sees no GPU; leave out --gpus to run on the CPU"));
     }
+    let Some(ids) = ids else { return Ok(visible) };
+    if std::env::var_os("CUDA_VISIBLE_DEVICES").is_none() {
+        let n = visible.len();
+        if let Some(id) = ids.iter().find(|id| id.parse::<usize>().map_or(true, |i| i >= n)) {
+            return Err(bad(&format!("there is no GPU {id}: this process sees {n} (0 to {})", n - 1)));
+        }
+    }
+    Ok(ids)
+}
+
+/// `0,1,3`: numbers separated by commas, each once.
+fn parse_gpu_list(list: &str) -> std::result::Result<Vec<String>, String> {
     let ids: Vec<&str> = list.split(',').map(str::trim).collect();
     if ids.iter().any(|i| i.is_empty() || !i.chars().all(|c| c.is_ascii_digit())) {
-        return Err(bad("give GPU numbers separated by commas (`--gpus 0,1`), or `auto` for every visible GPU"));
+        return Err("give GPU numbers separated by commas (`--gpus 0,1`), or `auto` for every visible GPU".into());
     }
     for (k, id) in ids.iter().enumerate() {
         if ids[..k].contains(id) {
-            return Err(bad(&format!("GPU {id} is listed twice; each GPU runs one point at a time")));
+            return Err(format!("GPU {id} is listed twice; each GPU runs one point at a time"));
         }
     }
     Ok(ids.into_iter().map(String::from).collect())
@@ -277,14 +288,18 @@ mod tests {
         assert!(e.contains("--gpus 0,1") && e.contains("no CUDA support"), "{e}");
     }
 
-    #[cfg(feature = "cuda")]
     #[test]
     fn gpu_lists_are_checked() {
-        assert_eq!(sweep_gpus("0,1").unwrap(), ["0", "1"]);
-        assert_eq!(sweep_gpus(" 2 ,3").unwrap(), ["2", "3"]);
-        for (bad, says) in [("0,0", "twice"), ("0,,1", "separated by commas"), ("a", "separated by commas")] {
-            let e = sweep_gpus(bad).unwrap_err().to_string();
+        assert_eq!(parse_gpu_list("0,1").unwrap(), ["0", "1"]);
+        assert_eq!(parse_gpu_list(" 2 ,3").unwrap(), ["2", "3"]);
+        for (bad, says) in
+            [("0,0", "twice"), ("0,,1", "separated by commas"), ("a", "separated by commas"), ("", "commas")]
+        {
+            let e = parse_gpu_list(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
+            // A malformed list is named as such in every build, before anything else.
+            let e = sweep_gpus(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains(&format!("--gpus {bad}:")), "{bad}: {e}");
         }
     }
 }
