@@ -4,9 +4,9 @@
 //! A build without the `cuda` feature knows only the CPU: `cuda:N` is refused when the
 //! config is checked, `auto` is the CPU. With `cuda`, `auto` is the first GPU when one is
 //! present, else the CPU; `cuda:N` that is not there is an error before any run directory
-//! exists. One process resolves each device once: candle gives every `Device::new_cuda`
-//! its own identity, and tensors of two such devices do not mix, so the model, the
-//! batches and the optimiser must share one.
+//! exists. One process opens each GPU once: candle gives every `Device::new_cuda` its own
+//! identity, and tensors of two such devices do not mix, so the model, the batches and the
+//! optimiser must share one.
 
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -85,18 +85,24 @@ impl Resolved {
     }
 }
 
-/// Resolves `text` (as a config's `device`); the same text gives the same device for the
-/// life of the process.
+/// Resolves `text` (as a config's `device`); a GPU is opened once per process, so `auto`
+/// and `cuda:0` resolved in one process are the same device.
 pub fn resolve(text: &str) -> Result<Resolved> {
-    static CACHE: std::sync::Mutex<Vec<(String, Resolved)>> = std::sync::Mutex::new(Vec::new());
-    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((_, r)) = cache.iter().find(|(t, _)| t == text) {
-        return Ok(r.clone());
-    }
     let spec = Spec::parse(text)
         .ok_or_else(|| TrainError::Config(format!("invalid value \"{text}\" for `device`: {ACCEPTED}")))?;
-    let r = open(spec, text)?;
-    cache.push((text.to_string(), r.clone()));
+    open(spec, text)
+}
+
+/// The GPU `ordinal`, opened by `make` the first time it is asked for.
+#[cfg(feature = "cuda")]
+fn opened(ordinal: usize, make: impl FnOnce() -> Result<Resolved>) -> Result<Resolved> {
+    static OPEN: std::sync::Mutex<Vec<(usize, Resolved)>> = std::sync::Mutex::new(Vec::new());
+    let mut open = OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, r)) = open.iter().find(|(o, _)| *o == ordinal) {
+        return Ok(r.clone());
+    }
+    let r = make()?;
+    open.push((ordinal, r.clone()));
     Ok(r)
 }
 
@@ -120,7 +126,11 @@ fn open(spec: Spec, text: &str) -> Result<Resolved> {
         Spec::Cpu => return Ok(cpu()),
         Spec::Auto => match gpu_count() {
             Ok(n) if n > 0 => 0,
-            _ => return Ok(cpu()),
+            Ok(_) => return Ok(cpu()),
+            Err(e) => {
+                tracing::warn!("device = \"auto\": the CUDA driver fails with {e}; using the CPU");
+                return Ok(cpu());
+            }
         },
         Spec::Cuda(n) => n,
     };
@@ -137,8 +147,17 @@ fn open(spec: Spec, text: &str) -> Result<Resolved> {
             if count == 0 { String::new() } else { format!(" (cuda:0 to cuda:{})", count - 1) }
         )));
     }
-    let device = Device::new_cuda(ordinal).map_err(|e| unavailable(e.to_string()))?;
-    let gpu = match &device {
+    opened(ordinal, || {
+        let device = Device::new_cuda(ordinal).map_err(|e| unavailable(e.to_string()))?;
+        let gpu = gpu_info(&device);
+        Ok(Resolved { device, name: format!("cuda:{ordinal}"), gpu })
+    })
+}
+
+/// What the driver says about the GPU of `device`.
+#[cfg(feature = "cuda")]
+fn gpu_info(device: &Device) -> Option<GpuInfo> {
+    match device {
         Device::Cuda(d) => {
             let ctx = d.cuda_stream().context().clone();
             let (major, minor) = ctx.compute_capability().unwrap_or((0, 0));
@@ -151,8 +170,7 @@ fn open(spec: Spec, text: &str) -> Result<Resolved> {
             })
         }
         _ => None,
-    };
-    Ok(Resolved { device, name: format!("cuda:{ordinal}"), gpu })
+    }
 }
 
 /// GPUs the CUDA driver shows this process (none when it reports
