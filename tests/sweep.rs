@@ -306,6 +306,13 @@ fn failing_points_are_marked_and_the_others_finish() {
     assert!(text(&o.stdout).contains("1 of 4 points left"), "{}", text(&o.stdout));
     assert_eq!(std::fs::read_to_string(dir.join("000/manifest.json")).unwrap(), before);
     assert_eq!(status_of(&dir, 1), "failed");
+    if !cfg!(feature = "cuda") {
+        // GPUs this build cannot use: refused before any point is touched.
+        let failed = std::fs::read_to_string(dir.join("001/manifest.json")).unwrap();
+        let o = cmd(tmp.path(), &["sweep", "--resume", &dir.display().to_string(), "--gpus", "0"]).output().unwrap();
+        assert!(o.status.code() == Some(1) && text(&o.stderr).contains("no CUDA support"), "{}", text(&o.stderr));
+        assert_eq!(std::fs::read_to_string(dir.join("001/manifest.json")).unwrap(), failed);
+    }
 }
 
 fn status_of(dir: &Path, i: usize) -> String {

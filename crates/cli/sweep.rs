@@ -103,19 +103,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
         }
         let sweep = Sweep::open(dir)?;
         let lock = SweepLock::acquire(&sweep.path, Duration::ZERO)?;
-        let todo = sweep.prepare_resume()?;
         let launcher =
             args.launcher.unwrap_or(if sweep.spec.launcher == "slurm" { Launcher::Slurm } else { Launcher::Local });
-        if launcher == Launcher::Local && args.gpus.is_none() {
-            for &i in &todo {
-                let dir = sweep.run_dir(&sweep.spec.points[i]);
-                if let Ok(cfg) = dir.read_config() {
-                    bottleneck_train::device::resolve(&cfg.device).with_context(|| {
-                        format!("point {} ({})", sweep.spec.points[i].dir, dir.file("config.toml").display())
-                    })?;
-                }
-            }
-        }
+        check_resumed_devices(&sweep, launcher, &args)?;
+        let todo = sweep.prepare_resume()?;
         let done = sweep.spec.points.len() - todo.len();
         crate::out(&format!(
             "sweep dir: {}\nresuming: {} of {} points left ({done} done or failed for good)\n",
@@ -169,13 +160,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
 fn check_devices(plan: &Plan, launcher: Launcher, args: &SweepArgs) -> Result<()> {
     use bottleneck_train::device;
     if let Some(list) = &args.gpus {
-        if launcher == Launcher::Slurm {
-            bail!(
-                "--gpus is for the local launcher; a Slurm task's GPUs come from launcher.slurm.gres (e.g. \"gpu:1\")"
-            );
-        }
-        device::sweep_gpus(list)?;
-        return Ok(());
+        return check_gpus(list, launcher);
     }
     let mut seen = std::collections::BTreeSet::new();
     for p in plan.points() {
@@ -198,6 +183,34 @@ fn check_devices(plan: &Plan, launcher: Launcher, args: &SweepArgs) -> Result<()
                         r.source_of("device")
                     );
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--gpus LIST`: the local launcher's, and GPUs that are there.
+fn check_gpus(list: &str, launcher: Launcher) -> Result<()> {
+    if launcher == Launcher::Slurm {
+        bail!("--gpus is for the local launcher; a Slurm task's GPUs come from launcher.slurm.gres (e.g. \"gpu:1\")");
+    }
+    bottleneck_train::device::sweep_gpus(list)?;
+    Ok(())
+}
+
+/// [`check_devices`] for `sweep --resume`, before any point is touched: the GPUs of
+/// `--gpus`, else (local launcher) the device of every point not done yet.
+fn check_resumed_devices(sweep: &Sweep, launcher: Launcher, args: &SweepArgs) -> Result<()> {
+    if let Some(list) = &args.gpus {
+        return check_gpus(list, launcher);
+    }
+    if launcher == Launcher::Local {
+        for s in sweep.states() {
+            let dir = sweep.run_dir(&s.point);
+            let done = s.manifest.as_ref().is_some_and(|m| m.status == Status::Done);
+            if let (false, Ok(cfg)) = (done, dir.read_config()) {
+                bottleneck_train::device::resolve(&cfg.device)
+                    .with_context(|| format!("point {} ({})", s.point.dir, dir.file("config.toml").display()))?;
             }
         }
     }

@@ -81,9 +81,10 @@ fn terminate(child: &Child) {
 
 /// Runs the points `todo` on this machine per `budget`, each as a `program resume`
 /// process in its own process group. With GPUs in the budget each process gets one no
-/// other running point has, sees only it, and trains on it as [`POINT_DEVICE`]. A point that fails does not stop the others; a
-/// point whose process dies without an outcome is recorded as lost and queued again from
-/// its checkpoint (until `launcher.max_retries` deaths without progress). On a stop
+/// other running point has, sees only it, and trains on it as [`POINT_DEVICE`]. A point
+/// that fails does not stop the others; a point whose process dies without an outcome is
+/// recorded as lost and queued again from its checkpoint (until `launcher.max_retries`
+/// deaths without progress). On a stop
 /// request every running point is sent SIGTERM (it checkpoints and is marked
 /// interrupted) and no new point starts; at level 2 they are killed. If the launcher
 /// itself fails, its running points are stopped the same way before the error returns:
