@@ -226,9 +226,7 @@ fn dry_run(plan: &Plan, root: &Path, launcher: Launcher, args: &SweepArgs, progr
     }
     match launcher {
         Launcher::Local => {
-            let Budget { jobs, threads, gpus } = budget(args, sweep.spec.points.len())?;
-            let on = if gpus.is_empty() { String::new() } else { format!(", one per GPU ({})", gpus.join(",")) };
-            let _ = writeln!(out, "# local: {jobs} at a time, {threads} threads each{on}");
+            let _ = writeln!(out, "# local: {}", spread(&budget(args, sweep.spec.points.len())?));
         }
         Launcher::Slurm => {
             let cfg =
@@ -290,7 +288,7 @@ fn launch(
                 sweep.save()?;
             }
             let b = budget(args, todo.len())?;
-            let (jobs, threads) = (b.jobs, b.threads);
+            let jobs = b.jobs;
             if args.jobs.is_some_and(|j| j > jobs && j <= todo.len()) {
                 eprintln!(
                     "--jobs {} is more than the {} cores: running {jobs} at a time",
@@ -298,8 +296,7 @@ fn launch(
                     cores()
                 );
             }
-            let on = if b.gpus.is_empty() { String::new() } else { format!(", one per GPU ({})", b.gpus.join(",")) };
-            crate::out(&format!("local launcher: {jobs} at a time, {threads} threads each{on}\n"));
+            crate::out(&format!("local launcher: {}\n", spread(&b)));
             let obs = Lines::new(args.quiet, todo.len());
             let ran = run_local(&sweep, todo, &b, program, &stop, &obs);
             obs.clear();
@@ -353,6 +350,12 @@ fn budget(args: &SweepArgs, points: usize) -> Result<Budget> {
     }
     let (jobs, threads) = local_budget(args.jobs, points, cores());
     Ok(Budget { jobs, threads, gpus: Vec::new() })
+}
+
+/// "2 at a time, 1 threads each", and ", one per GPU (0,1)" with GPUs.
+fn spread(b: &Budget) -> String {
+    let on = if b.gpus.is_empty() { String::new() } else { format!(", one per GPU ({})", b.gpus.join(",")) };
+    format!("{} at a time, {} threads each{on}", b.jobs, b.threads)
 }
 
 /// `[launcher.slurm]` of the sweep's first point that has a config.
