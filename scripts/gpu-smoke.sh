@@ -13,6 +13,7 @@
 #                     NVIDIA wheels in target/cuda-venv, as scripts/check-cuda.sh uses)
 #   CUDA_COMPUTE_CAP  e.g. 90 (default: what nvidia-smi reports for GPU 0)
 #   SMOKE_MODELS="dense conv"   SMOKE_EPOCHS=2   TORCH_PY=python3 (a Python with torch)
+#   BOTTLENECK_DATA_DIR=DIR   Fashion-MNIST elsewhere than Debian's folder (both sides)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/venv.sh
@@ -81,7 +82,8 @@ PY
   table+="$out\n"
   py="${TORCH_PY:-python3}"
   if "$py" -c 'import torch, numpy; assert torch.cuda.is_available()' 2>/dev/null; then
-    json=$("$py" scripts/bench_pytorch.py --model "$m" --epochs "$epochs" --device cuda | tail -1)
+    json=$("$py" scripts/bench_pytorch.py --model "$m" --epochs "$epochs" --device cuda \
+      --data-dir "${BOTTLENECK_DATA_DIR:-/usr/share/datasets/fashion-mnist}" | tail -1)
     row=$(python3 - "$json" "$m" <<'PY'
 import json, sys
 r, model = json.loads(sys.argv[1]), sys.argv[2]

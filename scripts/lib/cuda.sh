@@ -16,11 +16,24 @@
 # the binary loads; with the stub first on LD_LIBRARY_PATH it runs as on a machine with
 # no GPU.
 #
-# The versions are the ones this check was run with (README, "GPUs").
-CUDA_WHEELS=(
-  nvidia-cuda-nvcc==13.5.37 nvidia-cuda-runtime==13.5.37 nvidia-cuda-nvrtc==13.5.37
-  nvidia-cuda-cccl==13.3.5.0.6 nvidia-cublas==13.10.0.20 nvidia-curand==10.4.5.25
-)
+# The versions are the ones these scripts were run with (README, "GPUs"). CUDA_WHEELS_FOR
+# picks the set: 13.5 (default), or 13.0 for a machine whose driver is CUDA 13.0 (the 580
+# series): candle's kernels are PTX that the driver compiles when the binary starts, and a
+# driver refuses PTX from an nvcc newer than itself. nvcc's own parts (nvvm, crt) are
+# pinned too: pip would otherwise take the newest, whose PTX the pinned ptxas refuses.
+case "${CUDA_WHEELS_FOR:-13.5}" in
+  13.5) CUDA_WHEELS=(
+    nvidia-cuda-nvcc==13.5.37 nvidia-cuda-runtime==13.5.37 nvidia-cuda-nvrtc==13.5.37
+    nvidia-cuda-cccl==13.3.5.0.6 nvidia-cublas==13.10.0.20 nvidia-curand==10.4.5.25
+    nvidia-nvvm==13.5.37 nvidia-cuda-crt==13.5.37
+  ) ;;
+  13.0) CUDA_WHEELS=(
+    nvidia-cuda-nvcc==13.0.88 nvidia-cuda-runtime==13.0.96 nvidia-cuda-nvrtc==13.0.88
+    nvidia-cuda-cccl==13.0.85 nvidia-cublas==13.0.2.14 nvidia-curand==10.4.0.35
+    nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88
+  ) ;;
+  *) echo "error: CUDA_WHEELS_FOR=${CUDA_WHEELS_FOR}: expected 13.5 or 13.0" >&2; return 1 ;;
+esac
 
 CUDNN_WHEEL=nvidia-cudnn-cu13==9.17.0.29
 
