@@ -104,20 +104,22 @@ fn map_inplace(ys: &mut [f32], f: impl Fn(f32) -> f32) {
     pulp::Arch::new().dispatch(|| ys.iter_mut().for_each(|y| *y = f(*y)));
 }
 
-/// `f(g, y)` over `grad` and `ys` into a new buffer, in parallel chunks when large.
+/// `f(g, y)` over `grad` and `ys` into a new buffer, in parallel chunks when large (each
+/// chunk written in place: no per-chunk buffers to concatenate).
 fn map2(grad: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let run = |g: &[f32], y: &[f32]| -> Vec<f32> {
-        pulp::Arch::new().dispatch(|| g.iter().zip(y).map(|(&g, &y)| f(g, y)).collect())
+    let run = |out: &mut [f32], g: &[f32], y: &[f32]| {
+        pulp::Arch::new().dispatch(|| out.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = f(g, y)));
     };
+    let mut out = vec![0f32; grad.len()];
     if grad.len() >= PARALLEL_ELEMS {
-        let parts = par::map(grad.len().div_ceil(CHUNK), |i| {
-            let r = i * CHUNK..((i + 1) * CHUNK).min(grad.len());
-            run(&grad[r.clone()], &ys[r])
+        par::chunks_mut(&mut out, CHUNK, |i, o| {
+            let r = i * CHUNK..i * CHUNK + o.len();
+            run(o, &grad[r.clone()], &ys[r]);
         });
-        parts.concat()
     } else {
-        run(grad, ys)
+        run(&mut out, grad, ys);
     }
+    out
 }
 
 #[cfg(test)]

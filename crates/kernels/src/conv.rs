@@ -183,24 +183,32 @@ fn add_bias(ys: &mut [f32], b: &[f32], hw: usize) {
     }
 }
 
-/// Per-channel sums of `g` (`[n, c, hw]`): the bias gradient.
-fn bias_grad(g: &[f32], c: usize, hw: usize) -> Vec<f32> {
+/// The sum of each `hw`-pixel plane of `g` (`[S, c, hw]` → `S·c` sums), computed per group
+/// in parallel; [`bias_grad`] folds them.
+fn plane_sums(g: &[f32], hw: usize) -> Vec<f32> {
+    g.chunks_exact(hw).map(|plane| plane.iter().sum::<f32>()).collect()
+}
+
+/// Per-channel sums of the groups' [`plane_sums`] in sample order: the bias gradient, the
+/// same to the last bit as summing `g` (`[n, c, hw]`) plane by plane on one thread.
+fn bias_grad<'a>(sums: impl Iterator<Item = &'a [f32]>, c: usize) -> Vec<f32> {
     let mut db = vec![0f32; c];
-    for (i, plane) in g.chunks_exact(hw).enumerate() {
-        db[i % c] += plane.iter().sum::<f32>();
+    for (i, s) in sums.flatten().enumerate() {
+        db[i % c] += s;
     }
     db
 }
 
 /// Runs `work(group, its slice of g, its slice of dx)` for every group of `g` (pieces of
-/// `g_size` elements) in parallel and returns the groups' weight-gradient parts in order;
-/// `dx`, when the input needs a gradient, is split into one `dx_size` piece per group.
-fn per_group(
+/// `g_size` elements) in parallel and returns the groups' results (weight-gradient parts
+/// and plane sums) in order; `dx`, when the input needs a gradient, is split into one
+/// `dx_size` piece per group.
+fn per_group<R: Send>(
     g: &[f32],
     g_size: usize,
     dx: Option<(&mut [f32], usize)>,
-    work: impl Fn(usize, &[f32], Option<&mut [f32]>) -> Vec<f32> + Sync,
-) -> Vec<Vec<f32>> {
+    work: impl Fn(usize, &[f32], Option<&mut [f32]>) -> R + Sync,
+) -> Vec<R> {
     let chunk = |gi: usize| &g[gi * g_size..((gi + 1) * g_size).min(g.len())];
     let groups = g.len().div_ceil(g_size.max(1));
     match dx {
@@ -212,14 +220,16 @@ fn per_group(
     }
 }
 
-/// Sums per-group partial weight gradients.
-fn sum_partials(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
-    let mut it = parts.into_iter();
+/// Sums per-group partial weight gradients (and folds the plane sums into the bias
+/// gradient when `bias`).
+fn sum_partials(parts: Vec<(Vec<f32>, Vec<f32>)>, len: usize, c: usize, bias: bool) -> (Vec<f32>, Option<Vec<f32>>) {
+    let db = bias.then(|| bias_grad(parts.iter().map(|(_, s)| s.as_slice()), c));
+    let mut it = parts.into_iter().map(|(dw, _)| dw);
     let mut total = it.next().unwrap_or_else(|| vec![0f32; len]);
     for p in it {
         total.iter_mut().zip(&p).for_each(|(t, v)| *t += v);
     }
-    total
+    (total, db)
 }
 
 /// Stride, padding and activation of a [`conv2d`] (square kernel; size from the weight).
@@ -308,7 +318,7 @@ impl CustomOp3 for Conv2dOp {
         let (n, c, h, wd, o, k, oh, ow) = self.dims(x.dims(), w.dims(), b.dims())?;
         let (ckk, hw, geom) = (c * k * k, oh * ow, self.geom(k));
         let g = self.0.act.backward_at(res, grad, CONV)?;
-        let db = b.track_op().then(|| bias_grad(&g, o, hw));
+        let need_db = b.track_op();
         let need_dx = x.track_op();
         let gs = group_size(n, hw);
         let mut dx = if need_dx { vec![0f32; n * c * h * wd] } else { Vec::new() };
@@ -319,6 +329,7 @@ impl CustomOp3 for Conv2dOp {
                     let s = gg.len() / (o * hw);
                     let ld = s * hw;
                     let mut dw = vec![0f32; o * ckk];
+                    let sums = if need_db { plane_sums(gg, hw) } else { Vec::new() };
                     with_scratch(o * ld, ckk * ld, |gt, col| {
                         gather(gg, s, o, hw, gt);
                         for si in 0..s {
@@ -335,12 +346,13 @@ impl CustomOp3 for Conv2dOp {
                             }
                         }
                     });
-                    dw
+                    (dw, sums)
                 };
                 let dxs = need_dx.then_some((&mut dx[..], gs * c * h * wd));
-                sum_partials(per_group(&g, gs * o * hw, dxs, work), o * ckk)
+                sum_partials(per_group(&g, gs * o * hw, dxs, work), o * ckk, o, need_db)
             })
         })??;
+        let (dw, db) = dw;
         let dx = if need_dx { Some(tensor(dx, (n, c, h, wd))?) } else { None };
         let dw = if w.track_op() { Some(tensor(dw, (o, c, k, k))?) } else { None };
         Ok((dx, dw, db.map(|v| tensor(v, o)).transpose()?))
@@ -442,7 +454,7 @@ impl CustomOp3 for ConvT2dOp {
         let (n, ci, h, wd, co, k, oh, ow) = self.dims(x.dims(), w.dims(), b.dims())?;
         let (cokk, hw, ohw, geom) = (co * k * k, h * wd, oh * ow, self.geom(k));
         let g = self.0.act.backward_at(res, grad, CONVT)?;
-        let db = b.track_op().then(|| bias_grad(&g, co, ohw));
+        let need_db = b.track_op();
         let need_dx = x.track_op();
         let gs = group_size(n, hw);
         let mut dx = if need_dx { vec![0f32; n * ci * hw] } else { Vec::new() };
@@ -452,6 +464,7 @@ impl CustomOp3 for ConvT2dOp {
                     let s = gg.len() / (co * ohw);
                     let ld = s * hw;
                     let mut dw = vec![0f32; ci * cokk];
+                    let sums = if need_db { plane_sums(gg, ohw) } else { Vec::new() };
                     with_scratch(cokk * ld, ci * ld, |gcol, xt| {
                         // gcol: the output gradient unfolded on the input's grid.
                         for (si, img) in gg.chunks_exact(co * ohw).enumerate() {
@@ -466,12 +479,13 @@ impl CustomOp3 for ConvT2dOp {
                             scatter(xt, s, ci, hw, dxg);
                         }
                     });
-                    dw
+                    (dw, sums)
                 };
                 let dxs = need_dx.then_some((&mut dx[..], gs * ci * hw));
-                sum_partials(per_group(&g, gs * co * ohw, dxs, work), ci * cokk)
+                sum_partials(per_group(&g, gs * co * ohw, dxs, work), ci * cokk, co, need_db)
             })
         })??;
+        let (dw, db) = dw;
         let dx = if need_dx { Some(tensor(dx, (n, ci, h, wd))?) } else { None };
         let dw = if w.track_op() { Some(tensor(dw, (ci, co, k, k))?) } else { None };
         Ok((dx, dw, db.map(|v| tensor(v, co)).transpose()?))
