@@ -21,6 +21,24 @@ mod train;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc 2's and 3's `mimalloc.h` (`enum mi_option_e`): how
+/// many milliseconds freed memory stays mapped before it goes back to the OS; −1: never.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps memory that mimalloc has freed mapped, for the process's lifetime. A training
+/// step frees and allocates the same megabytes of activations and gradients every few
+/// milliseconds; with mimalloc 3's default (purge after 1 s) a 60-step conv profile took
+/// 7,674 page faults, each a huge page the kernel zeroes again, against 275 (start-up
+/// only) without purging: a `fashion-conv` epoch 6–7% faster, a dense one about 3%. The
+/// resident size stays at its peak instead of falling between steps.
+/// `MIMALLOC_PURGE_DELAY` in the environment still wins.
+#[allow(unsafe_code)]
+fn keep_freed_memory() {
+    // SAFETY: called at the start of `main`, before any other thread exists (the function
+    // is not thread-safe); it stores one integer option.
+    unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 /// Autoencoder research: data, models, bottleneck sweeps and reports.
 #[derive(Debug, Parser)]
 #[command(name = "bottleneck", version, about, long_about = None)]
@@ -148,6 +166,7 @@ pub fn out(text: &str) {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let quiet = match &cli.command {
         Command::Run { quiet, .. } | Command::Resume { quiet, .. } => *quiet,
@@ -178,6 +197,29 @@ fn main() -> ExitCode {
             let _ = std::io::stdout().flush();
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MI_OPTION_PURGE_DELAY;
+
+    /// The option index is the purge delay's: the linked library is mimalloc 2 or 3, and
+    /// the option at that index has the purge delay's default (10 ms in 2, 1 s in 3).
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_option_set_is_mimallocs_purge_delay() {
+        // SAFETY: reads the linked library's version and one option's value.
+        let version = unsafe { libmimalloc_sys::mi_version() };
+        let default = match version / 10000 {
+            2 => 10,
+            3 => 1000,
+            _ => panic!("mimalloc {version}: MI_OPTION_PURGE_DELAY is the index in mimalloc 2 and 3"),
+        };
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() && std::env::var_os("MIMALLOC_RESET_DELAY").is_none() {
+            // SAFETY: as above.
+            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }, default);
         }
     }
 }

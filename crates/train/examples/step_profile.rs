@@ -19,7 +19,17 @@ use candle_nn::VarMap;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// As the binary's `keep_freed_memory` (crates/cli/main.rs): mimalloc's purge delay
+/// option (index 15) set to −1, freed memory kept mapped (`MIMALLOC_PURGE_DELAY` in the environment
+/// overrides it).
+#[allow(unsafe_code)]
+fn keep_freed_memory() {
+    // SAFETY: called first in `main`, before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set_default(15, -1) }
+}
+
 fn main() -> anyhow::Result<()> {
+    keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let kind = args.get(1).map_or("dense", String::as_str);
     let steps: usize = args.get(2).map_or(Ok(100), |s| s.parse())?;
