@@ -110,7 +110,7 @@ fn map2(grad: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32
     let run = |out: &mut [f32], g: &[f32], y: &[f32]| {
         pulp::Arch::new().dispatch(|| out.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = f(g, y)));
     };
-    let mut out = vec![0f32; grad.len()];
+    let mut out = crate::cpu::zeros(grad.len());
     if grad.len() >= PARALLEL_ELEMS {
         par::chunks_mut(&mut out, CHUNK, |i, o| {
             let r = i * CHUNK..i * CHUNK + o.len();

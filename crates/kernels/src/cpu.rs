@@ -31,6 +31,31 @@ pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> 
     Ok(f(storage_slice(&s, l, op)?))
 }
 
+/// Buffers at least this long are zeroed on the pool's threads by [`zeros`].
+const PARALLEL_ZEROS: usize = 1 << 17;
+
+/// `n` zeros, written on the pool's threads when `n` is large. `vec![0.0; n]` zeroes on the
+/// calling thread alone (the allocator reuses memory, so the zeroing is a real pass), while
+/// the pool's other threads wait; for the megabyte outputs and gradients of the layers
+/// that was a serial pass per buffer. Call at a kernel's top level (parallel loops do not
+/// nest).
+pub(crate) fn zeros(n: usize) -> Vec<f32> {
+    if n < PARALLEL_ZEROS || crate::par::threads() == 1 {
+        return vec![0f32; n];
+    }
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    crate::par::chunks_mut(&mut v.spare_capacity_mut()[..n], PARALLEL_ZEROS / 4, |_, c| {
+        c.fill(std::mem::MaybeUninit::new(0.0));
+    });
+    #[allow(unsafe_code)]
+    // SAFETY: the capacity is at least `n` and the loop above wrote every one of the first
+    // `n` elements (the chunks cover `0..n`; a panicking chunk propagates before here).
+    unsafe {
+        v.set_len(n);
+    }
+    v
+}
+
 /// A CPU tensor made from `v`, with no gradient history.
 pub(crate) fn tensor(v: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
     Tensor::from_vec(v, shape, &candle_core::Device::Cpu)
@@ -79,6 +104,15 @@ pub fn flush_denormals() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zeros_are_zeros_at_every_size() {
+        for n in [0, 1, PARALLEL_ZEROS - 1, PARALLEL_ZEROS, 3 * PARALLEL_ZEROS + 17] {
+            let v = zeros(n);
+            assert_eq!(v.len(), n);
+            assert!(v.iter().all(|&x| x.to_bits() == 0), "n = {n}");
+        }
+    }
 
     #[test]
     fn denormals_flush_to_zero_on_pool_threads() {

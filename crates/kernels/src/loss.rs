@@ -90,7 +90,7 @@ impl CustomOp2 for BernoulliNll {
         let da = if a.track_op() {
             let d = with_f32(a, BCE, |l| {
                 with_f32(b, BCE, |x| {
-                    let mut d = vec![0f32; l.len()];
+                    let mut d = crate::cpu::zeros(l.len());
                     par::chunks_mut(&mut d, BLOCK, |i, out| {
                         let at = i * BLOCK;
                         for (j, o) in out.iter_mut().enumerate() {

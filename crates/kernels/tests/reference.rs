@@ -80,7 +80,7 @@ fn linear_skips_the_gradient_of_an_input_that_needs_none() {
 fn conv2d_matches_candle_forward_and_backward() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     // (input [n, c, h, w], out channels, kernel, stride, padding): odd sizes, partial
-    // groups, stride 1 and 2, kernels 1, 3, 5. (Candle's own conv2d backward cannot do
+    // groups, stride 1, 2 and 3, kernels 1, 3, 5. (Candle's own conv2d backward cannot do
     // heights and widths whose strided sizes differ in parity, e.g. 9×8 at stride 2.)
     let cases = [
         ([5, 3, 9, 7], 4, 3, 2, 1),
@@ -88,6 +88,7 @@ fn conv2d_matches_candle_forward_and_backward() {
         ([4, 3, 11, 9], 2, 5, 2, 2),
         ([2, 4, 6, 5], 3, 1, 1, 0),
         ([70, 1, 28, 28], 8, 3, 2, 1),
+        ([3, 2, 10, 10], 3, 3, 3, 1),
     ];
     for (i, (xd, o, k, stride, padding)) in cases.into_iter().enumerate() {
         let act = ACTS[i % ACTS.len()];
@@ -102,13 +103,14 @@ fn conv2d_matches_candle_forward_and_backward() {
 #[test]
 fn conv_transpose2d_matches_candle_forward_and_backward() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    // (input, out channels, kernel, stride, padding, output padding)
+    // (input, out channels, kernel, stride, padding, output padding): strides 1, 2 and 3
     let cases = [
         ([5, 4, 5, 4], 3, 3, 2, 1, 1),
         ([3, 2, 7, 7], 5, 3, 2, 1, 0),
         ([4, 3, 4, 6], 2, 5, 2, 2, 1),
         ([2, 3, 5, 5], 4, 3, 1, 1, 0),
         ([70, 8, 14, 14], 1, 3, 2, 1, 1),
+        ([2, 3, 4, 4], 2, 3, 3, 1, 2),
     ];
     for (i, (xd, co, k, stride, padding, output_padding)) in cases.into_iter().enumerate() {
         let act = ACTS[(i + 2) % ACTS.len()];
