@@ -21,12 +21,12 @@ export CUDA_WHEELS_FOR="${CUDA_WHEELS_FOR:-13.0}" CUDA_COMPUTE_CAP="${CUDA_COMPU
 . scripts/lib/cuda.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 out="${1:-target/gpu-bundle}"
+data=/usr/share/datasets/fashion-mnist
+[ -f "$data/train-images-idx3-ubyte.gz" ] || { echo "error: Fashion-MNIST is missing from $data: run scripts/setup.sh --deps" >&2; exit 1; }
 export CARGO_TARGET_DIR="$PWD/target/cuda-$CUDA_WHEELS_FOR"
 cuda_from_wheels "$PWD/target/cuda-venv-$CUDA_WHEELS_FOR" "$CARGO_TARGET_DIR/links"
 echo "building with nvcc $(nvcc --version | tail -1), CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP, CUDARC_CUDA_VERSION=$CUDARC_CUDA_VERSION"
 cargo build --release --locked --features cuda --bin bottleneck
-data=/usr/share/datasets/fashion-mnist
-[ -f "$data/train-images-idx3-ubyte.gz" ] || { echo "error: Fashion-MNIST is missing from $data: run scripts/setup.sh --deps" >&2; exit 1; }
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp/fashion-mnist"
 cp "$data"/*.gz "$out.tmp/fashion-mnist/"
