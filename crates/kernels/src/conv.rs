@@ -7,6 +7,9 @@
 //! keeping them, sums the weight gradient over groups, and computes the input's gradient
 //! only when the input needs one.
 
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::act::Act;
@@ -35,8 +38,7 @@ fn valid(grid: usize, size: usize, tap: usize, g: Geom) -> std::ops::Range<usize
 }
 
 /// `d[i] = src[i·stride]` for every `i` of `d`. Strides 1 and 2 (every layer of the zoo)
-/// get loops without the division that `step_by` spends on its length, which was a sixth
-/// of the unfolding's time for a row of 7 or 14 pixels.
+/// get loops without the division that `step_by` spends on its length.
 fn gather_strided(d: &mut [f32], src: &[f32], stride: usize) {
     match stride {
         1 => d.copy_from_slice(&src[..d.len()]),
@@ -63,6 +65,208 @@ fn taps(g: Geom, (gh, gw): (usize, usize), (h, w): (usize, usize)) -> Taps {
     ((0..g.k).map(|ki| valid(gh, h, ki, g)).collect(), (0..g.k).map(|kj| valid(gw, w, kj, g)).collect())
 }
 
+/// The phase planes of `h × w` images for stride `s`: pixel `(py + s·r, px + s·q)` of a
+/// channel goes to row `r`, column `q` of plane `(py, px)`, a row-major
+/// `rows[py] × cols[px]` block inside the channel's `h·w` values. Kernel tap `t` at grid
+/// position `o` reads pixel `o·s + t − pad`, which is position `o + ⌊(t − pad)/s⌋` of phase
+/// `(t − pad) mod s`: a fixed shift inside one plane, so a tap's values are contiguous
+/// runs of a plane (and, when a plane is as wide as the grid, one run for the whole tap)
+/// instead of every `s`-th pixel of short image rows. For stride 1 the one plane is the
+/// image itself.
+struct Phases {
+    s: usize,
+    h: usize,
+    w: usize,
+    rows: Vec<usize>,
+    cols: Vec<usize>,
+    /// Start of plane `(py, px)` (index `py·s + px`) in a channel's values.
+    starts: Vec<usize>,
+}
+
+impl Phases {
+    fn new(s: usize, h: usize, w: usize) -> Self {
+        let len = |n: usize, p: usize| if p < n { (n - p).div_ceil(s) } else { 0 };
+        let rows: Vec<usize> = (0..s).map(|p| len(h, p)).collect();
+        let cols: Vec<usize> = (0..s).map(|p| len(w, p)).collect();
+        let mut starts = Vec::with_capacity(s * s);
+        let mut above = 0;
+        for &r in &rows {
+            let mut left = 0;
+            for &c in &cols {
+                starts.push(above * w + r * left);
+                left += c;
+            }
+            above += r;
+        }
+        Self { s, h, w, rows, cols, starts }
+    }
+
+    /// The phase and shift that kernel tap `t` reads with padding `pad`.
+    fn tap(&self, t: usize, pad: usize) -> (usize, isize) {
+        let (d, s) = (t as isize - pad as isize, self.s as isize);
+        (d.rem_euclid(s) as usize, d.div_euclid(s))
+    }
+
+    /// Where plane `(py, px)` of channel `ch` lies, and its width.
+    fn plane(&self, ch: usize, py: usize, px: usize) -> (std::ops::Range<usize>, usize) {
+        let start = ch * self.h * self.w + self.starts[py * self.s + px];
+        (start..start + self.rows[py] * self.cols[px], self.cols[px])
+    }
+
+    /// Writes the planes of every channel of `img` into `out` (both `c·h·w` long).
+    fn split(&self, img: &[f32], out: &mut [f32]) {
+        let (s, h, w) = (self.s, self.h, self.w);
+        for (plane, dst) in img.chunks_exact(h * w).zip(out.chunks_exact_mut(h * w)) {
+            for (iy, row) in plane.chunks_exact(w).enumerate() {
+                let (py, r) = (iy % s, iy / s);
+                if s == 2 && w > 1 {
+                    let (o0, o1) = (self.starts[py * 2] + r * self.cols[0], self.starts[py * 2 + 1] + r * self.cols[1]);
+                    let (head, tail) = dst.split_at_mut(o1);
+                    deinterleave(row, &mut head[o0..o0 + self.cols[0]], &mut tail[..self.cols[1]]);
+                    continue;
+                }
+                for px in 0..s.min(w) {
+                    let o = self.starts[py * s + px] + r * self.cols[px];
+                    gather_strided(&mut dst[o..o + self.cols[px]], &row[px..], s);
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Phases::split`]: adds the planes in `planes` onto `img`.
+    fn merge_add(&self, planes: &[f32], img: &mut [f32]) {
+        let (s, h, w) = (self.s, self.h, self.w);
+        for (plane, src) in img.chunks_exact_mut(h * w).zip(planes.chunks_exact(h * w)) {
+            for (iy, row) in plane.chunks_exact_mut(w).enumerate() {
+                let (py, r) = (iy % s, iy / s);
+                if s == 2 && w > 1 {
+                    let (o0, o1) = (self.starts[py * 2] + r * self.cols[0], self.starts[py * 2 + 1] + r * self.cols[1]);
+                    interleave_add(&src[o0..o0 + self.cols[0]], &src[o1..o1 + self.cols[1]], row);
+                    continue;
+                }
+                for px in 0..s.min(w) {
+                    let o = self.starts[py * s + px] + r * self.cols[px];
+                    add_strided(&mut row[px..], &src[o..o + self.cols[px]], s);
+                }
+            }
+        }
+    }
+}
+
+/// `row`'s even pixels into `even`, odd ones into `odd` (the two column phases of stride
+/// 2), in a loop the compiler vectorises (a strided gather per phase did not).
+fn deinterleave(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let (pairs, rest) = row.as_chunks::<2>();
+    let (e, o) = (&mut even[..pairs.len()], &mut odd[..pairs.len()]);
+    for i in 0..pairs.len() {
+        e[i] = pairs[i][0];
+        o[i] = pairs[i][1];
+    }
+    if let [last] = rest {
+        even[pairs.len()] = *last;
+    }
+}
+
+/// The adjoint of [`deinterleave`]: adds `even` and `odd` onto the even and odd pixels of
+/// `row`.
+fn interleave_add(even: &[f32], odd: &[f32], row: &mut [f32]) {
+    let (pairs, rest) = row.as_chunks_mut::<2>();
+    let (e, o) = (&even[..pairs.len()], &odd[..pairs.len()]);
+    for i in 0..pairs.len() {
+        pairs[i][0] += e[i];
+        pairs[i][1] += o[i];
+    }
+    if let [last] = rest {
+        *last += even[pairs.len()];
+    }
+}
+
+/// The run `lo..hi` of the block `rows` (grid rows of `gw` entries) whose entries, moved by
+/// `shift`, land inside a plane of `len` values; entries of the block outside it are
+/// outside the valid columns.
+fn run(rows: &std::ops::Range<usize>, gw: usize, shift: isize, len: usize) -> (usize, usize) {
+    let (a, b) = ((rows.start * gw) as isize, (rows.end * gw) as isize);
+    let lo = (-shift).clamp(a, b);
+    let hi = (len as isize - shift).clamp(lo, b);
+    (lo as usize, hi as usize)
+}
+
+/// One tap of [`im2col`]: `dst[oy·gw + ox] = plane[(oy + dy)·pw + ox + dx]` for `oy` in
+/// `rows`, `ox` in `cols`, and zero everywhere else in `dst` (`gh × gw`).
+fn unfold_tap(
+    plane: &[f32],
+    pw: usize,
+    (dy, dx): (isize, isize),
+    (rows, cols): (std::ops::Range<usize>, std::ops::Range<usize>),
+    gw: usize,
+    dst: &mut [f32],
+) {
+    dst[..rows.start * gw].fill(0.0);
+    dst[rows.end * gw..].fill(0.0);
+    if pw == gw {
+        // The block's valid entries sit at one shift in the plane: one copy for the block,
+        // then the columns outside `cols` (filled from neighbouring rows, or not at all)
+        // zeroed.
+        let shift = dy * gw as isize + dx;
+        let (lo, hi) = run(&rows, gw, shift, plane.len());
+        dst[rows.start * gw..lo].fill(0.0);
+        dst[hi..rows.end * gw].fill(0.0);
+        let from = (lo as isize + shift) as usize;
+        dst[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
+        if cols.start > 0 || cols.end < gw {
+            for d in dst[rows.start * gw..rows.end * gw].chunks_exact_mut(gw) {
+                d[..cols.start].fill(0.0);
+                d[cols.end..].fill(0.0);
+            }
+        }
+    } else {
+        for oy in rows {
+            let d = &mut dst[oy * gw..(oy + 1) * gw];
+            d[..cols.start].fill(0.0);
+            d[cols.end..].fill(0.0);
+            if !cols.is_empty() {
+                let from = (oy as isize + dy) as usize * pw + (cols.start as isize + dx) as usize;
+                d[cols.clone()].copy_from_slice(&plane[from..from + cols.len()]);
+            }
+        }
+    }
+}
+
+/// One tap of [`col2im`], the adjoint of [`unfold_tap`]:
+/// `plane[(oy + dy)·pw + ox + dx] += src[oy·gw + ox]` for `oy` in `rows`, `ox` in `cols`.
+/// Entries of `src` outside `cols` may be overwritten with zeros (adding a zero leaves
+/// every sum as it is, −0.0 aside).
+fn fold_tap(
+    src: &mut [f32],
+    (rows, cols): (std::ops::Range<usize>, std::ops::Range<usize>),
+    gw: usize,
+    (dy, dx): (isize, isize),
+    plane: &mut [f32],
+    pw: usize,
+) {
+    if cols.is_empty() || rows.is_empty() {
+        return;
+    }
+    if pw == gw {
+        if cols.start > 0 || cols.end < gw {
+            for s in src[rows.start * gw..rows.end * gw].chunks_exact_mut(gw) {
+                s[..cols.start].fill(0.0);
+                s[cols.end..].fill(0.0);
+            }
+        }
+        let shift = dy * gw as isize + dx;
+        let (lo, hi) = run(&rows, gw, shift, plane.len());
+        let to = (lo as isize + shift) as usize;
+        plane[to..to + (hi - lo)].iter_mut().zip(&src[lo..hi]).for_each(|(p, &v)| *p += v);
+    } else {
+        for oy in rows {
+            let to = (oy as isize + dy) as usize * pw + (cols.start as isize + dx) as usize;
+            let s = &src[oy * gw + cols.start..oy * gw + cols.end];
+            plane[to..to + cols.len()].iter_mut().zip(s).for_each(|(p, &v)| *p += v);
+        }
+    }
+}
+
 /// Unfolds image `img` (`[c, h, w]`) for a `(gh × gw)` grid of kernel positions: row
 /// `(ch, ki, kj)` of `col` (row stride `ld`, starting at column `off`) gets the pixels
 /// under kernel tap `(ki, kj)`, zero where the tap falls into the padding. Every entry of
@@ -81,36 +285,36 @@ fn im2col(
 ) {
     let Geom { k, stride, pad } = g;
     let (rows_at, cols_at) = taps(g, (gh, gw), (h, w));
-    for ch in 0..c {
-        let plane = &img[ch * h * w..(ch + 1) * h * w];
-        for (ki, rows) in rows_at.iter().enumerate() {
-            let rows = rows.clone();
-            for (kj, cols) in cols_at.iter().enumerate() {
-                let cols = cols.clone();
-                let row = (ch * k + ki) * k + kj;
-                let dst = &mut col[row * ld + off..row * ld + off + gh * gw];
-                dst[..rows.start * gw].fill(0.0);
-                dst[rows.end * gw..].fill(0.0);
-                for oy in rows.clone() {
-                    let d = &mut dst[oy * gw..(oy + 1) * gw];
-                    d[..cols.start].fill(0.0);
-                    d[cols.end..].fill(0.0);
-                    if cols.is_empty() {
-                        continue;
-                    }
-                    let iy = oy * stride + ki - pad;
-                    let src = &plane[iy * w + cols.start * stride + kj - pad..(iy + 1) * w];
-                    gather_strided(&mut d[cols.clone()], src, stride);
+    let ph = Phases::new(stride, h, w);
+    let unfold = |planes: &[f32], col: &mut [f32]| {
+        for ch in 0..c {
+            for (ki, rows) in rows_at.iter().enumerate() {
+                let (py, dy) = ph.tap(ki, pad);
+                for (kj, cols) in cols_at.iter().enumerate() {
+                    let (px, dx) = ph.tap(kj, pad);
+                    let (at, pw) = ph.plane(ch, py, px);
+                    let row = (ch * k + ki) * k + kj;
+                    let dst = &mut col[row * ld + off..row * ld + off + gh * gw];
+                    unfold_tap(&planes[at], pw, (dy, dx), (rows.clone(), cols.clone()), gw, dst);
                 }
             }
         }
+    };
+    if stride == 1 {
+        unfold(img, col);
+    } else {
+        with_buffer(&PHASES, c * h * w, |planes| {
+            ph.split(img, planes);
+            unfold(planes, col);
+        });
     }
 }
 
-/// The adjoint of [`im2col`]: adds every column entry back onto the pixel it came from.
+/// The adjoint of [`im2col`]: adds every column entry back onto the pixel it came from
+/// (overwriting entries of `col` that fall into the padding with zeros).
 #[allow(clippy::too_many_arguments)]
 fn col2im(
-    col: &[f32],
+    col: &mut [f32],
     ld: usize,
     off: usize,
     c: usize,
@@ -122,47 +326,63 @@ fn col2im(
 ) {
     let Geom { k, stride, pad } = g;
     let (rows_at, cols_at) = taps(g, (gh, gw), (h, w));
-    for ch in 0..c {
-        let plane = &mut img[ch * h * w..(ch + 1) * h * w];
-        for (ki, rows) in rows_at.iter().enumerate() {
-            for (kj, cols) in cols_at.iter().enumerate() {
-                let cols = cols.clone();
-                if cols.is_empty() {
-                    continue;
-                }
-                let row = (ch * k + ki) * k + kj;
-                let src = &col[row * ld + off..row * ld + off + gh * gw];
-                for oy in rows.clone() {
-                    let iy = oy * stride + ki - pad;
-                    let dst = &mut plane[iy * w + cols.start * stride + kj - pad..(iy + 1) * w];
-                    let s = &src[oy * gw + cols.start..oy * gw + cols.end];
-                    add_strided(dst, s, stride);
+    let ph = Phases::new(stride, h, w);
+    let fold = |col: &mut [f32], planes: &mut [f32]| {
+        for ch in 0..c {
+            for (ki, rows) in rows_at.iter().enumerate() {
+                let (py, dy) = ph.tap(ki, pad);
+                for (kj, cols) in cols_at.iter().enumerate() {
+                    let (px, dx) = ph.tap(kj, pad);
+                    let (at, pw) = ph.plane(ch, py, px);
+                    let row = (ch * k + ki) * k + kj;
+                    let src = &mut col[row * ld + off..row * ld + off + gh * gw];
+                    fold_tap(src, (rows.clone(), cols.clone()), gw, (dy, dx), &mut planes[at], pw);
                 }
             }
         }
+    };
+    if stride == 1 {
+        fold(col, img);
+    } else {
+        // Planes summed from zero in the same tap order as the pixels would be, then added
+        // onto the (zeroed) image: the same sums to the last bit.
+        with_buffer(&PHASES, c * h * w, |planes| {
+            planes.fill(0.0);
+            fold(col, planes);
+            ph.merge_add(planes, img);
+        });
     }
 }
 
 thread_local! {
     /// Per-thread scratch for column matrices and gathered blocks, kept between calls so
     /// that each step neither allocates nor zeroes (nor page-faults) megabytes afresh.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Per-thread scratch for one image's phase planes ([`Phases`]).
+    static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Calls `f` with two scratch slices of lengths `a` and `b`. Their contents are
 /// unspecified: callers overwrite every entry they read.
 fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
+    with_buffer(&SCRATCH, a + b, |buf| {
+        let (x, y) = buf.split_at_mut(a);
+        f(x, y)
+    })
+}
+
+/// Calls `f` with `len` values of the per-thread buffer `cell` (contents unspecified), or
+/// with a fresh buffer when the thread is already using that one (a task run while
+/// another waits).
+fn with_buffer<R>(cell: &'static LocalKey<RefCell<Vec<f32>>>, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    cell.with(|cell| {
         if let Ok(mut buf) = cell.try_borrow_mut() {
-            if buf.len() < a + b {
-                buf.resize(a + b, 0.0);
+            if buf.len() < len {
+                buf.resize(len, 0.0);
             }
-            let (x, y) = buf.split_at_mut(a);
-            f(x, &mut y[..b])
+            f(&mut buf[..len])
         } else {
-            // Re-entered on this thread (a task run while another waits): fresh buffers.
-            let (mut x, mut y) = (vec![0f32; a], vec![0f32; b]);
-            f(&mut x, &mut y)
+            f(&mut vec![0f32; len])
         }
     })
 }
@@ -519,4 +739,92 @@ impl CustomOp3 for ConvT2dOp {
 /// in all three.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, b: &Tensor, p: ConvTranspose2dParams) -> Result<Tensor> {
     x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, ConvT2dOp(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Geometries `(c, h, w, k, stride, pad)`: strides 1–3, planes as wide as the grid and
+    /// not, kernels 1–5, padding 0–2, images smaller than the stride.
+    const GEOMS: [(usize, usize, usize, usize, usize, usize); 12] = [
+        (2, 28, 28, 3, 2, 1),
+        (3, 14, 14, 3, 2, 1),
+        (2, 9, 7, 3, 2, 1),
+        (1, 8, 9, 3, 2, 0),
+        (2, 11, 9, 5, 2, 2),
+        (2, 7, 7, 3, 1, 1),
+        (1, 6, 5, 1, 1, 0),
+        (2, 10, 10, 3, 3, 1),
+        (1, 9, 11, 5, 3, 2),
+        (2, 6, 6, 4, 2, 1),
+        (1, 1, 3, 3, 2, 1),
+        (1, 5, 6, 2, 2, 0),
+    ];
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// The pixel row (or column) that grid position `o` reads through tap `t`, if inside.
+    fn pixel(o: usize, t: usize, g: Geom, size: usize) -> Option<usize> {
+        (o * g.stride + t).checked_sub(g.pad).filter(|&i| i < size)
+    }
+
+    fn grid(size: usize, g: Geom) -> usize {
+        (size + 2 * g.pad - g.k) / g.stride + 1
+    }
+
+    #[test]
+    fn im2col_and_col2im_match_the_definition_to_the_bit() {
+        for (i, &(c, h, w, k, stride, pad)) in GEOMS.iter().enumerate() {
+            let g = Geom { k, stride, pad };
+            let (gh, gw) = (grid(h, g), grid(w, g));
+            let (n, rows) = (gh * gw, c * k * k);
+            // The block sits inside a wider matrix: entries outside it must stay as they are.
+            let (ld, off) = (2 * n + 3, n + 1);
+            let img = values(c * h * w, i as u32);
+            let mut col = vec![f32::NAN; rows * ld];
+            im2col(&img, c, h, w, g, (gh, gw), &mut col, ld, off);
+            let dcol = values(rows * ld, 100 + i as u32);
+            let mut dimg = vec![0f32; c * h * w];
+            col2im(&mut dcol.clone(), ld, off, c, h, w, g, (gh, gw), &mut dimg);
+            let mut want = vec![0f32; c * h * w];
+            for ch in 0..c {
+                for ki in 0..k {
+                    for kj in 0..k {
+                        let row = (ch * k + ki) * k + kj;
+                        for oy in 0..gh {
+                            for ox in 0..gw {
+                                let j = row * ld + off + oy * gw + ox;
+                                let at =
+                                    pixel(oy, ki, g, h).zip(pixel(ox, kj, g, w)).map(|(y, x)| (ch * h + y) * w + x);
+                                let expect = at.map_or(0.0, |p| img[p]);
+                                assert_eq!(
+                                    col[j].to_bits(),
+                                    expect.to_bits(),
+                                    "geometry {i}: col row {row} ({oy}, {ox})"
+                                );
+                                if let Some(p) = at {
+                                    want[p] += dcol[j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let outside = col.iter().enumerate().filter(|&(j, _)| !(off..off + n).contains(&(j % ld)));
+            assert!(outside.clone().all(|(_, v)| v.is_nan()), "geometry {i}: im2col wrote outside its block");
+            let got: Vec<u32> = dimg.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "geometry {i}: col2im");
+        }
+    }
 }
