@@ -88,38 +88,40 @@ impl Act {
     #[must_use]
     pub fn backward(self, grad: &[f32], ys: &[f32]) -> Vec<f32> {
         assert_eq!(grad.len(), ys.len(), "activation backward: gradient and output differ in size");
+        if self == Self::Identity {
+            return grad.to_vec();
+        }
+        if grad.len() < PARALLEL_ELEMS {
+            let mut out = vec![0f32; grad.len()];
+            self.backward_serial(grad, ys, &mut out);
+            return out;
+        }
+        crate::cpu::build_zeroed(grad.len(), CHUNK, |i, out| {
+            let r = i * CHUNK..i * CHUNK + out.len();
+            self.backward_serial(&grad[r.clone()], &ys[r], out);
+        })
+        .0
+    }
+
+    /// [`Act::backward`] into `out` (all three the same length), on the calling thread.
+    pub(crate) fn backward_serial(self, grad: &[f32], ys: &[f32], out: &mut [f32]) {
         match self {
-            Self::Identity => grad.to_vec(),
-            Self::Relu => map2(grad, ys, |g, y| if y > 0.0 { g } else { 0.0 }),
-            Self::LeakyRelu => map2(grad, ys, |g, y| if y > 0.0 { g } else { g * LEAKY_SLOPE }),
-            Self::Sigmoid => map2(grad, ys, |g, y| g * y * (1.0 - y)),
-            Self::Tanh => map2(grad, ys, |g, y| g * (1.0 - y * y)),
+            Self::Identity => out.copy_from_slice(grad),
+            Self::Relu => map2(grad, ys, out, |g, y| if y > 0.0 { g } else { 0.0 }),
+            Self::LeakyRelu => map2(grad, ys, out, |g, y| if y > 0.0 { g } else { g * LEAKY_SLOPE }),
+            Self::Sigmoid => map2(grad, ys, out, |g, y| g * y * (1.0 - y)),
+            Self::Tanh => map2(grad, ys, out, |g, y| g * (1.0 - y * y)),
         }
     }
 }
 
-/// `y = f(y)` over `ys` on this thread, with the CPU's widest SIMD enabled. Generic, so
-/// each activation gets its own inlined, vectorised loop.
 fn map_inplace(ys: &mut [f32], f: impl Fn(f32) -> f32) {
     pulp::Arch::new().dispatch(|| ys.iter_mut().for_each(|y| *y = f(*y)));
 }
 
-/// `f(g, y)` over `grad` and `ys` into a new buffer, in parallel chunks when large (each
-/// chunk written in place: no per-chunk buffers to concatenate).
-fn map2(grad: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let run = |out: &mut [f32], g: &[f32], y: &[f32]| {
-        pulp::Arch::new().dispatch(|| out.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = f(g, y)));
-    };
-    let mut out = crate::cpu::zeros(grad.len());
-    if grad.len() >= PARALLEL_ELEMS {
-        par::chunks_mut(&mut out, CHUNK, |i, o| {
-            let r = i * CHUNK..i * CHUNK + o.len();
-            run(o, &grad[r.clone()], &ys[r]);
-        });
-    } else {
-        run(&mut out, grad, ys);
-    }
-    out
+/// `out[i] = f(grad[i], ys[i])`, with the CPU's widest SIMD enabled for the loop.
+fn map2(grad: &[f32], ys: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    pulp::Arch::new().dispatch(|| out.iter_mut().zip(grad.iter().zip(ys)).for_each(|(o, (&g, &y))| *o = f(g, y)));
 }
 
 #[cfg(test)]

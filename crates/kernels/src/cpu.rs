@@ -1,5 +1,7 @@
 //! Access to the `f32` data of CPU tensors, and per-thread floating-point settings.
 
+use std::mem::MaybeUninit;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Storage, Tensor};
 
@@ -43,17 +45,40 @@ pub(crate) fn zeros(n: usize) -> Vec<f32> {
     if n < PARALLEL_ZEROS || crate::par::threads() == 1 {
         return vec![0f32; n];
     }
+    build_zeroed(n, PARALLEL_ZEROS / 4, |_, _| ()).0
+}
+
+/// `n` values built in parallel, piece by piece: `f(i, piece)` gets piece `i` (`size`
+/// values, the last one shorter) zeroed by the thread that runs it, just before, and
+/// overwrites or adds onto it; returns the values and `f`'s results in piece order. A
+/// kernel that fills its output this way touches each piece once while it is in cache,
+/// instead of zeroing the whole buffer in a pass of its own first. Call at a kernel's top
+/// level (parallel loops do not nest).
+pub(crate) fn build_zeroed<R: Send>(
+    n: usize,
+    size: usize,
+    f: impl Fn(usize, &mut [f32]) -> R + Sync,
+) -> (Vec<f32>, Vec<R>) {
     let mut v: Vec<f32> = Vec::with_capacity(n);
-    crate::par::chunks_mut(&mut v.spare_capacity_mut()[..n], PARALLEL_ZEROS / 4, |_, c| {
-        c.fill(std::mem::MaybeUninit::new(0.0));
+    let pieces = crate::par::slots(&mut v.spare_capacity_mut()[..n], size.max(1));
+    let out = crate::par::map(pieces.len(), |i| {
+        let mut piece = crate::par::lock(&pieces[i]);
+        piece.fill(MaybeUninit::new(0.0));
+        #[allow(unsafe_code)]
+        // SAFETY: every element of the piece was written just above, and
+        // `MaybeUninit<f32>` has the layout of `f32`.
+        let piece = unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<f32>]>(&mut piece) as *mut [f32]) };
+        f(i, piece)
     });
+    drop(pieces);
     #[allow(unsafe_code)]
-    // SAFETY: the capacity is at least `n` and the loop above wrote every one of the first
-    // `n` elements (the chunks cover `0..n`; a panicking chunk propagates before here).
+    // SAFETY: the capacity is at least `n`; the pieces cover `0..n`, and `map` ran the
+    // closure, which zeroes its piece first, for every piece (a panic propagates before
+    // here).
     unsafe {
         v.set_len(n);
     }
-    v
+    (v, out)
 }
 
 /// A CPU tensor made from `v`, with no gradient history.
@@ -111,6 +136,26 @@ mod tests {
             let v = zeros(n);
             assert_eq!(v.len(), n);
             assert!(v.iter().all(|&x| x.to_bits() == 0), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn build_zeroed_hands_every_piece_over_zeroed_once() {
+        for (n, size) in [(0, 4), (1, 4), (10, 3), (12, 3), (1000, 1000), (5000, 7)] {
+            let (v, ids) = build_zeroed(n, size, |i, piece| {
+                assert!(piece.iter().all(|&x| x.to_bits() == 0));
+                for x in piece.iter_mut() {
+                    *x += i as f32 + 1.0;
+                }
+                (i, piece.len())
+            });
+            assert_eq!(v.len(), n);
+            assert!(
+                v.iter().enumerate().all(|(j, &x)| x.to_bits() == ((j / size) as f32 + 1.0).to_bits()),
+                "n = {n}, size = {size}"
+            );
+            assert_eq!(ids.len(), n.div_ceil(size));
+            assert!(ids.iter().enumerate().all(|(i, &(j, len))| i == j && len == size.min(n - i * size)));
         }
     }
 
