@@ -211,8 +211,10 @@ fn unfold_tap(
         let (lo, hi) = run(&rows, gw, shift, plane.len());
         dst[rows.start * gw..lo].fill(0.0);
         dst[hi..rows.end * gw].fill(0.0);
-        let from = (lo as isize + shift) as usize;
-        dst[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
+        if hi > lo {
+            let from = (lo as isize + shift) as usize;
+            dst[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
+        }
         if cols.start > 0 || cols.end < gw {
             for d in dst[rows.start * gw..rows.end * gw].chunks_exact_mut(gw) {
                 d[..cols.start].fill(0.0);
@@ -256,8 +258,10 @@ fn fold_tap(
         }
         let shift = dy * gw as isize + dx;
         let (lo, hi) = run(&rows, gw, shift, plane.len());
-        let to = (lo as isize + shift) as usize;
-        plane[to..to + (hi - lo)].iter_mut().zip(&src[lo..hi]).for_each(|(p, &v)| *p += v);
+        if hi > lo {
+            let to = (lo as isize + shift) as usize;
+            plane[to..to + (hi - lo)].iter_mut().zip(&src[lo..hi]).for_each(|(p, &v)| *p += v);
+        }
     } else {
         for oy in rows {
             let to = (oy as isize + dy) as usize * pw + (cols.start as isize + dx) as usize;
@@ -776,8 +780,8 @@ mod tests {
     use super::*;
 
     /// Geometries `(c, h, w, k, stride, pad)`: strides 1–3, planes as wide as the grid and
-    /// not, kernels 1–5, padding 0–2, images smaller than the stride.
-    const GEOMS: [(usize, usize, usize, usize, usize, usize); 12] = [
+    /// not, kernels 1–5, padding 0–2, images smaller than the stride, one-pixel images.
+    const GEOMS: [(usize, usize, usize, usize, usize, usize); 15] = [
         (2, 28, 28, 3, 2, 1),
         (3, 14, 14, 3, 2, 1),
         (2, 9, 7, 3, 2, 1),
@@ -790,6 +794,9 @@ mod tests {
         (2, 6, 6, 4, 2, 1),
         (1, 1, 3, 3, 2, 1),
         (1, 5, 6, 2, 2, 0),
+        (2, 1, 1, 3, 2, 1),
+        (1, 2, 2, 3, 2, 1),
+        (1, 1, 2, 3, 2, 1),
     ];
 
     fn values(n: usize, seed: u32) -> Vec<f32> {

@@ -3,7 +3,9 @@
 //!
 //! - [`linear`]: `act(x Wᵀ + b)` in one op (gemm with the bias as the accumulator, the
 //!   activation applied in place); backward computes `dW`, `db` and, only when the input
-//!   needs one, `dx`.
+//!   needs one, `dx`. It takes `[n, …]` inputs as flattened and, with [`linear_to`], lays
+//!   its output out in any `[n, …]` shape: a flatten or reshape next to it would otherwise be
+//!   a graph node whose gradient candle's backward zero-fills and adds (two passes).
 //! - [`conv2d`] and [`conv_transpose2d`]: im2col/col2im + gemm, parallel over groups of
 //!   samples, with the bias and activation fused; backward without a gradient for inputs
 //!   that need none.
@@ -35,6 +37,6 @@ pub use act::Act;
 pub use blas::sgemm;
 pub use conv::{conv2d, conv_transpose2d, Conv2dParams, ConvTranspose2dParams};
 pub use cpu::{flush_denormals, grad_sq_sum};
-pub use linear::linear;
+pub use linear::{linear, linear_to};
 pub use loss::{bernoulli_nll, mse};
 pub use optim::{AdamStep, SgdStep};

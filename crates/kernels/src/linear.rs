@@ -9,7 +9,9 @@ use crate::par;
 
 const NAME: &str = "linear";
 
-struct LinearAct(Act);
+/// The activation, and the output's shape when it is not `[n, out]` (a reshape fused in,
+/// so that no reshape node adds a pass over the gradient in candle's backward).
+struct LinearAct(Act, Option<Shape>);
 
 impl CustomOp3 for LinearAct {
     fn name(&self) -> &'static str {
@@ -34,7 +36,7 @@ impl CustomOp3 for LinearAct {
         }
         sgemm(n, o, i, x, false, w, true, &mut out, true, true);
         self.0.forward_inplace(&mut out);
-        Ok((CpuStorage::F32(out), Shape::from((n, o))))
+        Ok((CpuStorage::F32(out), self.1.clone().unwrap_or_else(|| Shape::from((n, o)))))
     }
 
     fn bwd(
@@ -85,20 +87,34 @@ impl CustomOp3 for LinearAct {
             })
         })??;
         let dw = if need_dw { Some(tensor(dw, (o, i))?) } else { None };
-        let dx = if need_dx { Some(tensor(dx, (n, i))?) } else { None };
+        let dx = if need_dx { Some(tensor(dx, x.shape().clone())?) } else { None };
         Ok((dx, dw, db.map(|v| tensor(v, o)).transpose()?))
     }
 }
 
+/// `(n, in, out)` for an input `[n, …]` (its features flattened: `in` is the product of
+/// the rest), weight `[out, in]`, bias `[out]`.
 fn dims(x: &[usize], w: &[usize], b: &[usize]) -> Result<(usize, usize, usize)> {
     match (x, w, b) {
-        (&[n, i], &[o, wi], &[bo]) if wi == i && bo == o => Ok((n, i, o)),
-        _ => bail!("{NAME}: input {x:?}, weight {w:?} and bias {b:?} do not fit [n, in], [out, in], [out]"),
+        ([n, rest @ ..], &[o, wi], &[bo]) if !rest.is_empty() && wi == rest.iter().product::<usize>() && bo == o => Ok((*n, wi, o)),
+        _ => bail!("{NAME}: input {x:?}, weight {w:?} and bias {b:?} do not fit [n, in] (or [n, …] with in features), [out, in], [out]"),
     }
 }
 
 /// `act(x Wᵀ + b)` for `x: [n, in]`, `w: [out, in]`, `b: [out]` (the layout of candle's
-/// and PyTorch's `Linear`), differentiable in all three.
+/// and PyTorch's `Linear`), differentiable in all three. An input of more dimensions, `[n, …]`, is taken as its flattened features `[n, in]`
+/// (its gradient comes back in its own shape).
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, act: Act) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearAct(act))
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearAct(act, None))
+}
+
+/// [`linear`] with its `[n, out]` output laid out as `shape` (`[n, …]`, `out` values a
+/// sample), as `linear(…).reshape(shape)` but without the reshape's node in the graph.
+pub fn linear_to(x: &Tensor, w: &Tensor, b: &Tensor, act: Act, shape: impl Into<Shape>) -> Result<Tensor> {
+    let shape: Shape = shape.into();
+    let (n, o) = (x.dims().first().copied().unwrap_or(0), w.dims().first().copied().unwrap_or(0));
+    if shape.dims().first() != Some(&n) || shape.elem_count() != n * o {
+        bail!("{NAME}: output shape {shape:?} does not hold [{n}, {o}] (it must be [{n}, …] with {o} values a sample)");
+    }
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearAct(act, Some(shape)))
 }

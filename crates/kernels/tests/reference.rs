@@ -2,7 +2,8 @@
 //! forward and backward, to 1e-4 relative (normwise: max |ours - ref| / max |ref|).
 
 use bottleneck_kernels::{
-    bernoulli_nll, conv2d, conv_transpose2d, linear, mse, Act, AdamStep, Conv2dParams, ConvTranspose2dParams, SgdStep,
+    bernoulli_nll, conv2d, conv_transpose2d, linear, linear_to, mse, Act, AdamStep, Conv2dParams,
+    ConvTranspose2dParams, SgdStep,
 };
 use candle_core::{Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -64,6 +65,23 @@ fn linear_matches_candle_forward_and_backward() {
         let reference = reference_act(&x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap(), act).unwrap();
         check(&format!("linear {act:?}"), &[&x, &w, &b], &ours, &reference, &mut rng);
     }
+}
+
+#[test]
+fn linear_flattens_its_input_and_lays_out_its_output_as_asked() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    // A `[n, c, h, w]` input taken as `[n, c·h·w]`, the output as `[n, 2, 3, 2]`: the
+    // same values and gradients (the input's in its own shape) as flatten → linear → reshape.
+    let (x, w, b) = (var(&mut rng, &[9, 2, 3, 4]), var(&mut rng, &[12, 24]), var(&mut rng, &[12]));
+    let ours = linear_to(&x, &w, &b, Act::Tanh, (9, 2, 3, 2)).unwrap();
+    let flat = x.flatten_from(1).unwrap().matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+    let reference = reference_act(&flat, Act::Tanh).unwrap().reshape((9, 2, 3, 2)).unwrap();
+    check("linear_to", &[&x, &w, &b], &ours, &reference, &mut rng);
+    assert_eq!(linear(&x, &w, &b, Act::Tanh).unwrap().dims(), &[9, 12]);
+    let err = linear_to(&x, &w, &b, Act::Tanh, (9, 13)).unwrap_err().to_string();
+    assert!(err.contains("does not hold [9, 12]"), "{err}");
+    let err = linear(&x, &var(&mut rng, &[12, 23]), &b, Act::Tanh).unwrap_err().to_string();
+    assert!(err.contains("do not fit"), "{err}");
 }
 
 #[test]

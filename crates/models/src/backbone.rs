@@ -266,10 +266,13 @@ impl DenseDecoder {
     /// # Shapes
     /// `zs: [b, latent_dim]` → `[b, ...input_shape]`.
     pub fn forward(&self, zs: &Tensor) -> Result<Tensor> {
-        let flat = run(&self.layers, zs, self.activation, self.output)?;
         let mut dims = vec![zs.dim(0)?];
         dims.extend(&self.shape);
-        Ok(flat.reshape(dims)?)
+        let Some((last, hidden)) = self.layers.split_last() else {
+            return Ok(zs.reshape(dims)?);
+        };
+        let xs = run(hidden, zs, self.activation, self.activation)?;
+        last.forward_to(&xs, self.output, &dims)
     }
 }
 
@@ -364,7 +367,8 @@ impl ConvEncoder {
         for l in &self.down {
             xs = l.forward(&xs, self.activation)?;
         }
-        self.fc.forward(&xs.flatten_from(1)?, self.code_activation)
+        // The linear layer flattens `[b, c, h, w]` itself (no reshape node in the graph).
+        self.fc.forward(&xs, self.code_activation)
     }
 }
 
@@ -433,7 +437,7 @@ impl ConvDecoder {
     pub fn forward(&self, zs: &Tensor) -> Result<Tensor> {
         let b = zs.dim(0)?;
         let [c, h, w] = self.inner;
-        let mut xs = self.fc.forward(zs, self.activation)?.reshape((b, c, h, w))?;
+        let mut xs = self.fc.forward_to(zs, self.activation, &[b, c, h, w])?;
         for (j, (l, (h, w))) in self.up.iter().enumerate() {
             let act = if j + 1 == self.up.len() { self.output } else { self.activation };
             // The activation is elementwise, so applying it before a crop changes nothing.

@@ -54,12 +54,22 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// `act(x Wᵀ + b)` for `x: [n, in]`.
+    /// `act(x Wᵀ + b)` for `x: [n, in]`, or `[n, …]` taken as its flattened features.
     pub fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         if self.kernels.fused(x) {
             return with_act(act, |a| k::linear(x, &self.weight, &self.bias, a));
         }
+        let x = if x.rank() > 2 { x.flatten_from(1)? } else { x.clone() };
         bias_act(&x.matmul(&self.weight.t()?)?, &self.bias, act)
+    }
+
+    /// [`Linear::forward`] with the `[n, out]` output reshaped to `shape` (`[n, …]`); the
+    /// fused kernel lays its output out so directly, without a reshape in the graph.
+    pub fn forward_to(&self, x: &Tensor, act: Activation, shape: &[usize]) -> Result<Tensor> {
+        if self.kernels.fused(x) {
+            return with_act(act, |a| k::linear_to(x, &self.weight, &self.bias, a, shape));
+        }
+        Ok(self.forward(x, act)?.reshape(shape)?)
     }
 
     /// Weight and bias elements.
