@@ -7,6 +7,9 @@ use crate::cpu::{slice, tensor, with_f32};
 use crate::par;
 
 const NAME: &str = "mse";
+/// Elements per block of the mean squared error's sum (the sums' grouping, and so the
+/// result's last bit, depend on it).
+const MSE_BLOCK: usize = 4096;
 
 struct Mse;
 
@@ -20,15 +23,16 @@ impl CustomOp2 for Mse {
             bail!("{NAME}: reconstruction {:?} and target {:?} differ in shape", al.dims(), bl.dims());
         }
         let (a, b) = (slice(a, al, NAME)?, slice(b, bl, NAME)?);
-        // f64 partial sums per block keep the mean exact to f32 rounding for any size.
-        let sum: f64 = a
-            .chunks(4096)
-            .zip(b.chunks(4096))
-            .map(|(a, b)| {
-                let s: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
-                f64::from(s)
-            })
-            .sum();
+        // f64 partial sums per block keep the mean exact to f32 rounding for any size; the
+        // blocks run in parallel and their sums are added in order (the same value on any
+        // number of threads).
+        let sum: f64 = par::map(a.len().div_ceil(MSE_BLOCK), |i| {
+            let r = i * MSE_BLOCK..((i + 1) * MSE_BLOCK).min(a.len());
+            let s: f32 = a[r.clone()].iter().zip(&b[r]).map(|(x, y)| (x - y) * (x - y)).sum();
+            f64::from(s)
+        })
+        .into_iter()
+        .sum();
         let mean = if a.is_empty() { f64::NAN } else { sum / a.len() as f64 };
         Ok((CpuStorage::F32(vec![mean as f32]), Shape::from(())))
     }
@@ -36,7 +40,13 @@ impl CustomOp2 for Mse {
     fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let scale = 2.0 * grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()? / a.elem_count() as f32;
         let d = with_f32(a, NAME, |a| {
-            with_f32(b, NAME, |b| a.iter().zip(b).map(|(x, y)| scale * (x - y)).collect::<Vec<f32>>())
+            with_f32(b, NAME, |b| {
+                crate::cpu::build_zeroed(a.len(), BLOCK, |i, d| {
+                    let r = i * BLOCK..i * BLOCK + d.len();
+                    d.iter_mut().zip(a[r.clone()].iter().zip(&b[r])).for_each(|(d, (x, y))| *d = scale * (x - y));
+                })
+                .0
+            })
         })??;
         let db = if b.track_op() { Some(tensor(d.iter().map(|v| -v).collect(), b.shape().clone())?) } else { None };
         let da = if a.track_op() { Some(tensor(d, a.shape().clone())?) } else { None };
