@@ -273,6 +273,34 @@ fn fold_tap(
     }
 }
 
+/// Calls `f(row, (plane, width), shift, (rows, cols))` for every kernel tap `(ch, ki, kj)`
+/// of `c` channels, in that order (col2im's sums rely on it): the tap's row of the column
+/// matrix, where its phase plane lies and how wide it is, its shift in the plane, and the
+/// grid rows and columns it covers ([`taps`]).
+#[allow(clippy::type_complexity)]
+fn for_each_tap(
+    c: usize,
+    g: Geom,
+    ph: &Phases,
+    (rows_at, cols_at): &Taps,
+    mut f: impl FnMut(
+        usize,
+        (std::ops::Range<usize>, usize),
+        (isize, isize),
+        (std::ops::Range<usize>, std::ops::Range<usize>),
+    ),
+) {
+    for ch in 0..c {
+        for (ki, rows) in rows_at.iter().enumerate() {
+            let (py, dy) = ph.tap(ki, g.pad);
+            for (kj, cols) in cols_at.iter().enumerate() {
+                let (px, dx) = ph.tap(kj, g.pad);
+                f((ch * g.k + ki) * g.k + kj, ph.plane(ch, py, px), (dy, dx), (rows.clone(), cols.clone()));
+            }
+        }
+    }
+}
+
 /// Unfolds image `img` (`[c, h, w]`) for a `(gh × gw)` grid of kernel positions: row
 /// `(ch, ki, kj)` of `col` (row stride `ld`, starting at column `off`) gets the pixels
 /// under kernel tap `(ki, kj)`, zero where the tap falls into the padding. Every entry of
@@ -289,24 +317,14 @@ fn im2col(
     ld: usize,
     off: usize,
 ) {
-    let Geom { k, stride, pad } = g;
-    let (rows_at, cols_at) = taps(g, (gh, gw), (h, w));
-    let ph = Phases::new(stride, h, w);
+    let (at, ph) = (taps(g, (gh, gw), (h, w)), Phases::new(g.stride, h, w));
     let unfold = |planes: &[f32], col: &mut [f32]| {
-        for ch in 0..c {
-            for (ki, rows) in rows_at.iter().enumerate() {
-                let (py, dy) = ph.tap(ki, pad);
-                for (kj, cols) in cols_at.iter().enumerate() {
-                    let (px, dx) = ph.tap(kj, pad);
-                    let (at, pw) = ph.plane(ch, py, px);
-                    let row = (ch * k + ki) * k + kj;
-                    let dst = &mut col[row * ld + off..row * ld + off + gh * gw];
-                    unfold_tap(&planes[at], pw, (dy, dx), (rows.clone(), cols.clone()), gw, dst);
-                }
-            }
-        }
+        for_each_tap(c, g, &ph, &at, |row, (plane, pw), shift, covered| {
+            let dst = &mut col[row * ld + off..row * ld + off + gh * gw];
+            unfold_tap(&planes[plane], pw, shift, covered, gw, dst);
+        });
     };
-    if stride == 1 {
+    if g.stride == 1 {
         unfold(img, col);
     } else {
         with_buffer(&PHASES, c * h * w, |planes| {
@@ -330,24 +348,14 @@ fn col2im(
     (gh, gw): (usize, usize),
     img: &mut [f32],
 ) {
-    let Geom { k, stride, pad } = g;
-    let (rows_at, cols_at) = taps(g, (gh, gw), (h, w));
-    let ph = Phases::new(stride, h, w);
+    let (at, ph) = (taps(g, (gh, gw), (h, w)), Phases::new(g.stride, h, w));
     let fold = |col: &mut [f32], planes: &mut [f32]| {
-        for ch in 0..c {
-            for (ki, rows) in rows_at.iter().enumerate() {
-                let (py, dy) = ph.tap(ki, pad);
-                for (kj, cols) in cols_at.iter().enumerate() {
-                    let (px, dx) = ph.tap(kj, pad);
-                    let (at, pw) = ph.plane(ch, py, px);
-                    let row = (ch * k + ki) * k + kj;
-                    let src = &mut col[row * ld + off..row * ld + off + gh * gw];
-                    fold_tap(src, (rows.clone(), cols.clone()), gw, (dy, dx), &mut planes[at], pw);
-                }
-            }
-        }
+        for_each_tap(c, g, &ph, &at, |row, (plane, pw), shift, covered| {
+            let src = &mut col[row * ld + off..row * ld + off + gh * gw];
+            fold_tap(src, covered, gw, shift, &mut planes[plane], pw);
+        });
     };
-    if stride == 1 {
+    if g.stride == 1 {
         fold(col, img);
     } else {
         // Planes summed from zero in the same tap order as the pixels would be, then added
