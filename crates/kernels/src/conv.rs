@@ -113,21 +113,26 @@ impl Phases {
         (start..start + self.rows[py] * self.cols[px], self.cols[px])
     }
 
+    /// Where, in a channel's planes, the pixels of image row `iy` in column phase `px` go
+    /// (one row of plane `(iy mod s, px)`).
+    fn row(&self, iy: usize, px: usize) -> std::ops::Range<usize> {
+        let o = self.starts[(iy % self.s) * self.s + px] + (iy / self.s) * self.cols[px];
+        o..o + self.cols[px]
+    }
+
     /// Writes the planes of every channel of `img` into `out` (both `c·h·w` long).
     fn split(&self, img: &[f32], out: &mut [f32]) {
         let (s, h, w) = (self.s, self.h, self.w);
         for (plane, dst) in img.chunks_exact(h * w).zip(out.chunks_exact_mut(h * w)) {
             for (iy, row) in plane.chunks_exact(w).enumerate() {
-                let (py, r) = (iy % s, iy / s);
                 if s == 2 && w > 1 {
-                    let (o0, o1) = (self.starts[py * 2] + r * self.cols[0], self.starts[py * 2 + 1] + r * self.cols[1]);
-                    let (head, tail) = dst.split_at_mut(o1);
-                    deinterleave(row, &mut head[o0..o0 + self.cols[0]], &mut tail[..self.cols[1]]);
+                    let (even, odd) = (self.row(iy, 0), self.row(iy, 1));
+                    let (head, tail) = dst.split_at_mut(odd.start);
+                    deinterleave(row, &mut head[even], &mut tail[..odd.len()]);
                     continue;
                 }
                 for px in 0..s.min(w) {
-                    let o = self.starts[py * s + px] + r * self.cols[px];
-                    gather_strided(&mut dst[o..o + self.cols[px]], &row[px..], s);
+                    gather_strided(&mut dst[self.row(iy, px)], &row[px..], s);
                 }
             }
         }
@@ -138,15 +143,12 @@ impl Phases {
         let (s, h, w) = (self.s, self.h, self.w);
         for (plane, src) in img.chunks_exact_mut(h * w).zip(planes.chunks_exact(h * w)) {
             for (iy, row) in plane.chunks_exact_mut(w).enumerate() {
-                let (py, r) = (iy % s, iy / s);
                 if s == 2 && w > 1 {
-                    let (o0, o1) = (self.starts[py * 2] + r * self.cols[0], self.starts[py * 2 + 1] + r * self.cols[1]);
-                    interleave_add(&src[o0..o0 + self.cols[0]], &src[o1..o1 + self.cols[1]], row);
+                    interleave_add(&src[self.row(iy, 0)], &src[self.row(iy, 1)], row);
                     continue;
                 }
                 for px in 0..s.min(w) {
-                    let o = self.starts[py * s + px] + r * self.cols[px];
-                    add_strided(&mut row[px..], &src[o..o + self.cols[px]], s);
+                    add_strided(&mut row[px..], &src[self.row(iy, px)], s);
                 }
             }
         }
