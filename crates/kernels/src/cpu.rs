@@ -33,21 +33,6 @@ pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> 
     Ok(f(storage_slice(&s, l, op)?))
 }
 
-/// Buffers at least this long are zeroed on the pool's threads by [`zeros`].
-const PARALLEL_ZEROS: usize = 1 << 17;
-
-/// `n` zeros, written on the pool's threads when `n` is large. `vec![0.0; n]` zeroes on the
-/// calling thread alone (the allocator reuses memory, so the zeroing is a real pass), while
-/// the pool's other threads wait; for the megabyte outputs and gradients of the layers
-/// that was a serial pass per buffer. Call at a kernel's top level (parallel loops do not
-/// nest).
-pub(crate) fn zeros(n: usize) -> Vec<f32> {
-    if n < PARALLEL_ZEROS || crate::par::threads() == 1 {
-        return vec![0f32; n];
-    }
-    build_zeroed(n, PARALLEL_ZEROS / 4, |_, _| ()).0
-}
-
 /// `n` values built in parallel, piece by piece: `f(i, piece)` gets piece `i` (`size`
 /// values, the last one shorter) zeroed by the thread that runs it, just before, and
 /// overwrites or adds onto it; returns the values and `f`'s results in piece order. A
@@ -129,15 +114,6 @@ pub fn flush_denormals() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zeros_are_zeros_at_every_size() {
-        for n in [0, 1, PARALLEL_ZEROS - 1, PARALLEL_ZEROS, 3 * PARALLEL_ZEROS + 17] {
-            let v = zeros(n);
-            assert_eq!(v.len(), n);
-            assert!(v.iter().all(|&x| x.to_bits() == 0), "n = {n}");
-        }
-    }
 
     #[test]
     fn build_zeroed_hands_every_piece_over_zeroed_once() {

@@ -30,6 +30,7 @@ mod conv;
 mod cpu;
 mod linear;
 mod loss;
+mod math;
 mod optim;
 mod par;
 

@@ -165,18 +165,22 @@ fn mse_matches_candle_forward_and_backward() {
 #[test]
 fn bernoulli_nll_matches_candle_forward_and_backward() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    // Logits of either sign and size, grey targets in [0, 1].
-    let l = Var::from_tensor(&(random(&mut rng, &[6, 1, 5, 5]) * 8.0).unwrap()).unwrap();
-    let x = Var::from_tensor(&random(&mut rng, &[6, 1, 5, 5]).affine(0.5, 0.5).unwrap()).unwrap();
-    let ours = bernoulli_nll(&l, &x).unwrap();
-    // softplus(l) − x·l with candle's ops: max(l, 0) + log(1 + e^(−|l|)) − x·l.
-    let lt = l.as_tensor();
-    let softplus = (lt.relu().unwrap()
-        + lt.abs().unwrap().neg().unwrap().exp().unwrap().affine(1.0, 1.0).unwrap().log().unwrap())
-    .unwrap();
-    let per = (softplus - (x.as_tensor() * lt).unwrap()).unwrap();
-    let reference = per.flatten_from(1).unwrap().sum(1).unwrap().mean_all().unwrap();
-    check("bernoulli_nll", &[&l, &x], &ours, &reference, &mut rng);
+    // A small batch (one partial run of SIMD lanes) and one of several parallel blocks
+    // with a ragged last one.
+    for dims in [[6, 1, 5, 5], [5, 3, 61, 67]] {
+        // Logits of either sign and size, grey targets in [0, 1].
+        let l = Var::from_tensor(&(random(&mut rng, &dims) * 8.0).unwrap()).unwrap();
+        let x = Var::from_tensor(&random(&mut rng, &dims).affine(0.5, 0.5).unwrap()).unwrap();
+        let ours = bernoulli_nll(&l, &x).unwrap();
+        // softplus(l) − x·l with candle's ops: max(l, 0) + log(1 + e^(−|l|)) − x·l.
+        let lt = l.as_tensor();
+        let softplus = (lt.relu().unwrap()
+            + lt.abs().unwrap().neg().unwrap().exp().unwrap().affine(1.0, 1.0).unwrap().log().unwrap())
+        .unwrap();
+        let per = (softplus - (x.as_tensor() * lt).unwrap()).unwrap();
+        let reference = per.flatten_from(1).unwrap().sum(1).unwrap().mean_all().unwrap();
+        check("bernoulli_nll", &[&l, &x], &ours, &reference, &mut rng);
+    }
 }
 
 /// The textbook updates in f64, for comparison.
