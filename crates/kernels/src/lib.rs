@@ -1,5 +1,8 @@
 //! CPU kernels for bottleneck's models, plugged into candle through its extension points
-//! (custom ops with their own backward, in-place ops), without forking candle:
+//! (custom ops with their own backward, in-place ops). The workspace patches one thing in
+//! candle-core (vendor/candle-core/PATCH.md): its backward stores a custom op's first
+//! gradient for an input as it is instead of adding it onto a fresh zero tensor.
+//! The kernels:
 //!
 //! - [`linear`]: `act(x Wᵀ + b)` in one op (gemm with the bias as the accumulator, the
 //!   activation applied in place); backward computes `dW`, `db` and, only when the input
