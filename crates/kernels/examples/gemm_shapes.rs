@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use bottleneck_kernels::sgemm;
+use bottleneck_kernels::{sgemm, transpose};
 
 fn time(reps: u32, mut f: impl FnMut()) -> f64 {
     f();
@@ -24,16 +24,24 @@ fn main() {
             let (x, w, g) = (vec![0.5f32; n * i], vec![0.25f32; o * i], vec![0.1f32; n * o]);
             let (mut y, mut dw, mut dx) = (vec![0f32; n * o], vec![0f32; o * i], vec![0f32; n * i]);
             let flops = 2.0 * (n * i * o) as f64;
-            let f = time(50, || sgemm(n, o, i, &x, false, &w, true, &mut y, false, parallel));
+            // The forward as bottleneck's linear layer runs it: `W` copied to `Wᵀ` (timed on
+            // its own), then a product of two plain row-major matrices; `nt` is the same
+            // product reading `W` as stored (gemm packs a transposed right-hand side slower).
+            let mut wt = vec![0f32; i * o];
+            let tr = time(50, || transpose(o, i, &w, &mut wt, parallel));
+            let f = time(50, || sgemm(n, o, i, &x, false, &wt, false, &mut y, false, parallel));
+            let nt = time(50, || sgemm(n, o, i, &x, false, &w, true, &mut y, false, parallel));
             let b = time(50, || sgemm(o, i, n, &g, true, &x, false, &mut dw, false, parallel));
             let d = time(50, || sgemm(n, i, o, &g, false, &w, false, &mut dx, false, parallel));
             total_flops += 3.0 * flops;
             total_secs += f + b + d;
             println!(
-                "{i:>4}->{o:<4} fwd {:6.1}  dW {:6.1}  dx {:6.1} GFLOP/s",
+                "{i:>4}->{o:<4} fwd {:6.1}  dW {:6.1}  dx {:6.1} GFLOP/s; fwd reading W transposed {:6.1}; copying Wᵀ {:.3} ms",
                 flops / f / 1e9,
                 flops / b / 1e9,
-                flops / d / 1e9
+                flops / d / 1e9,
+                flops / nt / 1e9,
+                tr * 1e3
             );
         }
         println!(

@@ -59,6 +59,53 @@ pub fn sgemm(
     });
 }
 
+/// Side of the square tiles [`transpose`] copies: a 16 × 16 tile of f32 is 16 rows of one
+/// 64-byte cache line each way.
+const TILE: usize = 16;
+
+/// `dst = srcᵀ`: `src` is `rows × cols` row-major, `dst` becomes `cols × rows` row-major.
+/// Tiled (each tile's reads and writes stay in L1) and, with `parallel`, split by rows of
+/// `dst` over the pool when the matrix is large. It exists for gemm: a product whose
+/// right-hand matrix is stored transposed (`x · Wᵀ` with `W` as `[out, in]`) runs a third
+/// slower than the same product from a plain copy (see `examples/gemm_shapes.rs`), and
+/// copying `W` costs a tenth of the difference.
+///
+/// # Panics
+/// When a slice is shorter than its matrix (a bug in the caller, not bad input).
+pub fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32], parallel: bool) {
+    assert!(src.len() >= rows * cols, "transpose: src has {} values, needs {rows}×{cols}", src.len());
+    assert!(dst.len() >= rows * cols, "transpose: dst has {} values, needs {cols}×{rows}", dst.len());
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let dst = &mut dst[..rows * cols];
+    // A band is TILE rows of `dst` (TILE columns of `src`). Each tile goes through a
+    // buffer on the stack, so that both its reads and its writes are whole rows: writing
+    // `dst` a column at a time strides it by a power of two for most layers (512 floats),
+    // and those lines fall into the same few cache sets.
+    let band = |b: usize, out: &mut [f32]| {
+        let c0 = b * TILE;
+        let width = out.len() / rows;
+        let mut tile = [[0f32; TILE]; TILE];
+        for r0 in (0..rows).step_by(TILE) {
+            let height = TILE.min(rows - r0);
+            for (t, r) in tile.iter_mut().zip(r0..r0 + height) {
+                t[..width].copy_from_slice(&src[r * cols + c0..r * cols + c0 + width]);
+            }
+            for (j, row) in out.chunks_exact_mut(rows).enumerate() {
+                for (d, t) in row[r0..r0 + height].iter_mut().zip(&tile) {
+                    *d = t[j];
+                }
+            }
+        }
+    };
+    if parallel && rows * cols >= 1 << 15 && par::threads() > 1 {
+        par::chunks_mut(dst, TILE * rows, band);
+    } else {
+        dst.chunks_mut(TILE * rows).enumerate().for_each(|(b, out)| band(b, out));
+    }
+}
+
 /// One single-threaded gemm call with explicit strides, bounds-checked.
 #[allow(clippy::too_many_arguments)]
 fn raw(
@@ -122,6 +169,25 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    #[allow(clippy::float_cmp)] // values are moved, not computed: they must be equal
+    fn transpose_moves_every_value_once() {
+        // Tile edges, ragged last tiles, one row, one column; serial and parallel.
+        for (rows, cols) in [(1, 1), (1, 70), (70, 1), (31, 33), (64, 32), (97, 200), (300, 257)] {
+            let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+            for parallel in [false, true] {
+                let mut dst = vec![-1f32; rows * cols + 3];
+                transpose(rows, cols, &src, &mut dst, parallel);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        assert_eq!(dst[c * rows + r], src[r * cols + c], "{rows}×{cols} at ({r}, {c})");
+                    }
+                }
+                assert!(dst[rows * cols..].iter().all(|&v| v == -1.0), "{rows}×{cols}: wrote past the matrix");
+            }
+        }
     }
 
     #[test]

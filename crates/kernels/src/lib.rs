@@ -38,7 +38,7 @@ mod optim;
 mod par;
 
 pub use act::Act;
-pub use blas::sgemm;
+pub use blas::{sgemm, transpose};
 pub use conv::{conv2d, conv_transpose2d, Conv2dParams, ConvTranspose2dParams};
 pub use cpu::{flush_denormals, grad_sq_sum};
 pub use linear::{linear, linear_to};

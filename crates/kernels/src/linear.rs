@@ -3,11 +3,13 @@
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::act::Act;
-use crate::blas::sgemm;
+use crate::blas::{sgemm, transpose};
 use crate::cpu::{slice, tensor, with_f32};
 use crate::par;
 
 const NAME: &str = "linear";
+/// Batches at least this large copy the weight to its transpose before the forward product.
+const TRANSPOSE_MIN_ROWS: usize = 32;
 
 /// The activation, and the output's shape when it is not `[n, out]` (a reshape fused in,
 /// so that no reshape node adds a pass over the gradient in candle's backward).
@@ -34,7 +36,16 @@ impl CustomOp3 for LinearAct {
         for _ in 0..n {
             out.extend_from_slice(b);
         }
-        sgemm(n, o, i, x, false, w, true, &mut out, true, true);
+        // gemm packs a right-hand side stored transposed (`W` as `[out, in]`) a third
+        // slower than a plain one, so `W` is copied to `Wᵀ` first: i·o moves against n·i·o
+        // multiply-adds (see `examples/gemm_shapes.rs`). Same products, same sums.
+        if n >= TRANSPOSE_MIN_ROWS {
+            let mut wt = vec![0f32; i * o];
+            transpose(o, i, w, &mut wt, true);
+            sgemm(n, o, i, x, false, &wt, false, &mut out, true, true);
+        } else {
+            sgemm(n, o, i, x, false, w, true, &mut out, true, true);
+        }
         self.0.forward_inplace(&mut out);
         Ok((CpuStorage::F32(out), self.1.clone().unwrap_or_else(|| Shape::from((n, o)))))
     }
