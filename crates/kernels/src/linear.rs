@@ -10,6 +10,8 @@ use crate::par;
 const NAME: &str = "linear";
 /// Batches at least this large copy the weight to its transpose before the forward product.
 const TRANSPOSE_MIN_ROWS: usize = 32;
+/// … and a weight with at least this many rows and columns.
+const TRANSPOSE_MIN_SIDE: usize = 64;
 
 /// The activation, and the output's shape when it is not `[n, out]` (a reshape fused in,
 /// so that no reshape node adds a pass over the gradient in candle's backward).
@@ -37,9 +39,12 @@ impl CustomOp3 for LinearAct {
             out.extend_from_slice(b);
         }
         // gemm packs a right-hand side stored transposed (`W` as `[out, in]`) a third
-        // slower than a plain one, so `W` is copied to `Wᵀ` first: i·o moves against n·i·o
-        // multiply-adds (see `examples/gemm_shapes.rs`). Same products, same sums.
-        if n >= TRANSPOSE_MIN_ROWS {
+        // slower than a plain one, so a large `W` is copied to `Wᵀ` first: i·o moves
+        // against n·i·o multiply-adds (see `examples/gemm_shapes.rs`). Narrow layers keep
+        // the direct product: for them the copy saves next to nothing, and with every
+        // layer copied the k = 2 point of the default sweep (256→2→256, one thread) came
+        // out different in the last bits, while the wide layers give the same bits either way.
+        if n >= TRANSPOSE_MIN_ROWS && i.min(o) >= TRANSPOSE_MIN_SIDE {
             let mut wt = vec![0f32; i * o];
             transpose(o, i, w, &mut wt, true);
             sgemm(n, o, i, x, false, &wt, false, &mut out, true, true);
