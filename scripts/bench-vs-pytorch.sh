@@ -10,8 +10,8 @@
 # ratio, s/epoch, peak RSS, test MSE, and the arithmetic rate each side reaches: the
 # model's FLOPs per training step (bottleneck's counter, `step_profile KIND 0`: 6 × the
 # multiply-accumulates of the products) × samples/s, and its fraction of the limit, the
-# GFLOP/s gemm reaches on the dense model's products on all threads (`gemm_shapes`, run
-# here first). PyTorch half: scripts/bench_pytorch.py.
+# GFLOP/s gemm reaches on the dense model's products on all threads, the forward ones from
+# a copy of Wᵀ as the linear layer runs them (`gemm_shapes`, run here first). PyTorch half: scripts/bench_pytorch.py.
 #
 # Usage: scripts/bench-vs-pytorch.sh [EPOCHS]              (default 1 epoch a run)
 # Environment:
