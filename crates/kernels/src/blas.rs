@@ -100,7 +100,7 @@ pub fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut [f32], paralle
             }
         }
     };
-    if parallel && rows * cols >= 1 << 15 && par::threads() > 1 {
+    if parallel && rows * cols >= 1 << 15 {
         par::chunks_mut(dst, TILE * rows, band);
     } else {
         dst.chunks_mut(TILE * rows).enumerate().for_each(|(b, out)| band(b, out));

@@ -444,12 +444,10 @@ fn scatter_transposed(src: &[f32], s: usize, rows: usize, hw: usize, dst: &mut [
     }
 }
 
-/// The transpose of the `r × c` matrix `src` (row-major), `c × r`.
+/// The transpose of the `r × c` matrix `src` (row-major), `c × r`, on this thread.
 fn transpose(src: &[f32], r: usize, c: usize) -> Vec<f32> {
     let mut out = vec![0f32; src.len()];
-    for (i, &v) in src.iter().enumerate() {
-        out[(i % c) * r + i / c] = v;
-    }
+    crate::blas::transpose(r, c, src, &mut out, false);
     out
 }
 
