@@ -1,6 +1,8 @@
 //! Activations fused into the layer kernels. Each one's derivative is a function of its
 //! output, so the backward pass needs only the layer's result, not its pre-activation.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{Result, Tensor};
 
 use crate::cpu::with_f32;
@@ -74,26 +76,37 @@ impl Act {
         if self == Self::Identity {
             return grad.to_vec();
         }
-        if grad.len() < PARALLEL_ELEMS {
-            let mut out = vec![0f32; grad.len()];
-            self.backward_serial(grad, ys, &mut out);
-            return out;
+        // Small gradients in one piece on this thread; large ones in parallel chunks.
+        let size = if grad.len() < PARALLEL_ELEMS { grad.len() } else { CHUNK };
+        let piece = |i: usize, out: &mut [MaybeUninit<f32>]| {
+            let r = i * size..i * size + out.len();
+            self.backward_to(&grad[r.clone()], &ys[r], out, |o, v| {
+                o.write(v);
+            });
+        };
+        // SAFETY: `backward_to` writes every element of `out` (its loops zip `out` with
+        // `grad` and `ys`, both as long as `out`).
+        #[allow(unsafe_code)]
+        unsafe {
+            crate::cpu::build_uninit(grad.len(), size, piece).0
         }
-        crate::cpu::build_zeroed(grad.len(), CHUNK, |i, out| {
-            let r = i * CHUNK..i * CHUNK + out.len();
-            self.backward_serial(&grad[r.clone()], &ys[r], out);
-        })
-        .0
     }
 
     /// [`Act::backward`] into `out` (all three the same length), on the calling thread.
     pub(crate) fn backward_serial(self, grad: &[f32], ys: &[f32], out: &mut [f32]) {
+        self.backward_to(grad, ys, out, |o, v| *o = v);
+    }
+
+    /// `put(out[i], grad[i] · f'(x_i))` for every `i`, on the calling thread (`out` may be
+    /// `f32`s or uninitialised slots). Every element of `out` is put once when all three
+    /// have the same length.
+    fn backward_to<O>(self, grad: &[f32], ys: &[f32], out: &mut [O], put: impl Fn(&mut O, f32)) {
         match self {
-            Self::Identity => out.copy_from_slice(grad),
-            Self::Relu => map2(grad, ys, out, |g, y| if y > 0.0 { g } else { 0.0 }),
-            Self::LeakyRelu => map2(grad, ys, out, |g, y| if y > 0.0 { g } else { g * LEAKY_SLOPE }),
-            Self::Sigmoid => map2(grad, ys, out, |g, y| g * y * (1.0 - y)),
-            Self::Tanh => map2(grad, ys, out, |g, y| g * (1.0 - y * y)),
+            Self::Identity => map2(grad, ys, out, |g, _| g, put),
+            Self::Relu => map2(grad, ys, out, |g, y| if y > 0.0 { g } else { 0.0 }, put),
+            Self::LeakyRelu => map2(grad, ys, out, |g, y| if y > 0.0 { g } else { g * LEAKY_SLOPE }, put),
+            Self::Sigmoid => map2(grad, ys, out, |g, y| g * y * (1.0 - y), put),
+            Self::Tanh => map2(grad, ys, out, |g, y| g * (1.0 - y * y), put),
         }
     }
 }
@@ -104,9 +117,9 @@ fn map_inplace(ys: &mut [f32], f: impl Fn(f32) -> f32) {
     pulp::Arch::new().dispatch(|| ys.iter_mut().for_each(|y| *y = f(*y)));
 }
 
-/// `out[i] = f(grad[i], ys[i])`, with the CPU's widest SIMD enabled for the loop.
-fn map2(grad: &[f32], ys: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
-    pulp::Arch::new().dispatch(|| out.iter_mut().zip(grad.iter().zip(ys)).for_each(|(o, (&g, &y))| *o = f(g, y)));
+/// `put(out[i], f(grad[i], ys[i]))`, with the CPU's widest SIMD enabled for the loop.
+fn map2<O>(grad: &[f32], ys: &[f32], out: &mut [O], f: impl Fn(f32, f32) -> f32, put: impl Fn(&mut O, f32)) {
+    pulp::Arch::new().dispatch(|| out.iter_mut().zip(grad.iter().zip(ys)).for_each(|(o, (&g, &y))| put(o, f(g, y))));
 }
 
 #[cfg(test)]

@@ -446,9 +446,7 @@ fn scatter_transposed(src: &[f32], s: usize, rows: usize, hw: usize, dst: &mut [
 
 /// The transpose of the `r × c` matrix `src` (row-major), `c × r`, on this thread.
 fn transpose(src: &[f32], r: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0f32; src.len()];
-    crate::blas::transpose(r, c, src, &mut out, false);
-    out
+    crate::blas::transposed(r, c, src, false)
 }
 
 /// Adds `b[c]` to every pixel of channel `c` of each sample in `ys` (`[S, c, hw]`).

@@ -44,22 +44,40 @@ pub(crate) fn build_zeroed<R: Send>(
     size: usize,
     f: impl Fn(usize, &mut [f32]) -> R + Sync,
 ) -> (Vec<f32>, Vec<R>) {
-    let mut v: Vec<f32> = Vec::with_capacity(n);
-    let pieces = crate::par::slots(&mut v.spare_capacity_mut()[..n], size.max(1));
-    let out = crate::par::map(pieces.len(), |i| {
-        let mut piece = crate::par::lock(&pieces[i]);
+    let zero_then_f = |i: usize, piece: &mut [MaybeUninit<f32>]| {
         piece.fill(MaybeUninit::new(0.0));
-        #[allow(unsafe_code)]
         // SAFETY: every element of the piece was written just above, and
         // `MaybeUninit<f32>` has the layout of `f32`.
-        let piece = unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<f32>]>(&mut piece) as *mut [f32]) };
+        #[allow(unsafe_code)]
+        let piece = unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<f32>]>(piece) as *mut [f32]) };
         f(i, piece)
-    });
-    drop(pieces);
+    };
+    // SAFETY: `zero_then_f` writes every element of its piece first.
     #[allow(unsafe_code)]
-    // SAFETY: the capacity is at least `n`; the pieces cover `0..n`, and `map` ran the
-    // closure, which zeroes its piece first, for every piece (a panic propagates before
-    // here).
+    unsafe {
+        build_uninit(n, size, zero_then_f)
+    }
+}
+
+/// [`build_zeroed`] for kernels that overwrite every value: `f(i, piece)` gets piece `i`
+/// uninitialised and must write each element of it (with `MaybeUninit::write`), so no
+/// thread zeroes memory only for it to be overwritten.
+///
+/// # Safety
+/// `f` must initialise every element of the piece it is given before it returns.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn build_uninit<R: Send>(
+    n: usize,
+    size: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<f32>]) -> R + Sync,
+) -> (Vec<f32>, Vec<R>) {
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    let pieces = crate::par::slots(&mut v.spare_capacity_mut()[..n], size.max(1));
+    let out = crate::par::map(pieces.len(), |i| f(i, &mut crate::par::lock(&pieces[i])));
+    drop(pieces);
+    // SAFETY: the capacity is at least `n`; the pieces cover `0..n`, and `map` ran `f`,
+    // which initialises its piece (the caller's promise), for every piece (a panic
+    // propagates before here).
     unsafe {
         v.set_len(n);
     }

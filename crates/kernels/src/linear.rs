@@ -3,7 +3,7 @@
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::act::Act;
-use crate::blas::{sgemm, transpose};
+use crate::blas::{sgemm_new, transposed};
 use crate::cpu::{slice, tensor, with_f32};
 use crate::par;
 
@@ -33,25 +33,21 @@ impl CustomOp3 for LinearAct {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, i, o) = dims(xl.dims(), wl.dims(), bl.dims())?;
         let (x, w, b) = (slice(xs, xl, NAME)?, slice(ws, wl, NAME)?, slice(bs, bl, NAME)?);
-        // The bias rows are the accumulator gemm adds x·Wᵀ to.
-        let mut out = Vec::with_capacity(n * o);
-        for _ in 0..n {
-            out.extend_from_slice(b);
-        }
+        // The bias rows are the accumulator gemm adds x·Wᵀ to; each thread lays down its
+        // own rows, multiplies onto them and applies the activation while they are in cache.
         // gemm packs a right-hand side stored transposed (`W` as `[out, in]`) a third
         // slower than a plain one, so a large `W` is copied to `Wᵀ` first: i·o moves
         // against n·i·o multiply-adds (see `examples/gemm_shapes.rs`). Narrow layers keep
         // the direct product: for them the copy saves next to nothing, and with every
         // layer copied the k = 2 point of the default sweep (256→2→256, one thread) came
         // out different in the last bits, while the wide layers give the same bits either way.
-        if n >= TRANSPOSE_MIN_ROWS && i.min(o) >= TRANSPOSE_MIN_SIDE {
-            let mut wt = vec![0f32; i * o];
-            transpose(o, i, w, &mut wt, true);
-            sgemm(n, o, i, x, false, &wt, false, &mut out, true, true);
+        let act = |rows: &mut [f32]| self.0.forward_serial(rows);
+        let out = if n >= TRANSPOSE_MIN_ROWS && i.min(o) >= TRANSPOSE_MIN_SIDE {
+            let wt = transposed(o, i, w, true);
+            sgemm_new(n, o, i, x, false, &wt, false, Some(b), true, act)
         } else {
-            sgemm(n, o, i, x, false, w, true, &mut out, true, true);
-        }
-        self.0.forward_inplace(&mut out);
+            sgemm_new(n, o, i, x, false, w, true, Some(b), true, act)
+        };
         Ok((CpuStorage::F32(out), self.1.clone().unwrap_or_else(|| Shape::from((n, o)))))
     }
 
@@ -80,16 +76,8 @@ impl CustomOp3 for LinearAct {
         let (need_dw, need_dx) = (w.track_op(), x.track_op());
         let (dw, dx) = with_f32(x, NAME, |xv| {
             with_f32(w, NAME, |wv| {
-                let grad_w = |par: bool| {
-                    let mut dw = vec![0f32; o * i];
-                    sgemm(o, i, n, &g, true, xv, false, &mut dw, false, par);
-                    dw
-                };
-                let grad_x = |par: bool| {
-                    let mut dx = vec![0f32; n * i];
-                    sgemm(n, i, o, &g, false, wv, false, &mut dx, false, par);
-                    dx
-                };
+                let grad_w = |par: bool| sgemm_new(o, i, n, &g, true, xv, false, None, par, |_| {});
+                let grad_x = |par: bool| sgemm_new(n, i, o, &g, false, wv, false, None, par, |_| {});
                 match (need_dw, need_dx) {
                     (true, true) => {
                         let mut both = par::map(2, |t| if t == 0 { grad_w(false) } else { grad_x(false) });

@@ -1,6 +1,8 @@
 //! Losses as one op each, one pass forward and one backward: the mean squared error and
 //! the Bernoulli negative log-likelihood of logits (a VAE's reconstruction term).
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use crate::cpu::{slice, tensor, with_f32};
@@ -39,14 +41,24 @@ impl CustomOp2 for Mse {
     }
 
     fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        if a.dims() != b.dims() {
+            bail!("{NAME}: reconstruction {:?} and target {:?} differ in shape", a.dims(), b.dims());
+        }
         let scale = 2.0 * grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()? / a.elem_count() as f32;
         let d = with_f32(a, NAME, |a| {
             with_f32(b, NAME, |b| {
-                crate::cpu::build_zeroed(a.len(), BLOCK, |i, d| {
+                let piece = |i: usize, d: &mut [MaybeUninit<f32>]| {
                     let r = i * BLOCK..i * BLOCK + d.len();
-                    d.iter_mut().zip(a[r.clone()].iter().zip(&b[r])).for_each(|(d, (x, y))| *d = scale * (x - y));
-                })
-                .0
+                    d.iter_mut().zip(a[r.clone()].iter().zip(&b[r])).for_each(|(d, (x, y))| {
+                        d.write(scale * (x - y));
+                    });
+                };
+                // SAFETY: `piece` writes every element of `d` (zipped with slices of `a`
+                // and `b` as long as `d`: `a` and `b` have one shape, checked above).
+                #[allow(unsafe_code)]
+                unsafe {
+                    crate::cpu::build_uninit(a.len(), BLOCK, piece).0
+                }
             })
         })??;
         let db = if b.track_op() { Some(tensor(d.iter().map(|v| -v).collect(), b.shape().clone())?) } else { None };
