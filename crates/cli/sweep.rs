@@ -15,7 +15,7 @@ use bottleneck_train::rundir::Manifest;
 use bottleneck_train::sweep::{
     gpu_budget, local_budget, run_local, Budget, Plan, PointSpec, StopLevel, Sweep, SweepObserver,
 };
-use bottleneck_train::{slurm, Status};
+use bottleneck_train::{slurm, Resolved, Status};
 use clap::{Args, ValueEnum};
 
 use crate::train::{cores, runs_root};
@@ -105,7 +105,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
         let lock = SweepLock::acquire(&sweep.path, Duration::ZERO)?;
         let launcher =
             args.launcher.unwrap_or(if sweep.spec.launcher == "slurm" { Launcher::Slurm } else { Launcher::Local });
-        check_resumed_devices(&sweep, launcher, &args)?;
+        let gpus = gpus(&args, launcher)?;
+        if gpus.is_empty() {
+            check_resumed_devices(&sweep, launcher)?;
+        }
         let todo = sweep.prepare_resume()?;
         let done = sweep.spec.points.len() - todo.len();
         crate::out(&format!(
@@ -114,20 +117,24 @@ pub fn run(args: SweepArgs) -> Result<()> {
             todo.len(),
             sweep.spec.points.len()
         ));
-        return launch(sweep, lock, &todo, launcher, &args, &program);
+        return launch(sweep, lock, &todo, launcher, &args, &gpus, &program);
     }
     let Some(experiment) = &args.experiment else {
         bail!("give an experiment file (bottleneck sweep experiments/NAME.toml), or --resume / --collect SWEEP_DIR");
     };
     let plan = Plan::new(experiment, &args.overrides)?;
     let launcher = args.launcher.unwrap_or(Launcher::Local);
-    check_devices(&plan, launcher, &args)?;
+    let gpus = gpus(&args, launcher)?;
+    let points = plan.resolve_points();
+    if gpus.is_empty() {
+        check_devices(&points, launcher)?;
+    }
     // Absolute: Slurm scripts and point processes refer to it from elsewhere.
     let root = std::path::absolute(runs_root(args.runs.clone())).context("the runs directory")?;
     if args.dry_run {
-        return dry_run(&plan, &root, launcher, &args, &program);
+        return dry_run(&plan, &root, launcher, &args, &gpus, &program);
     }
-    let sweep = Sweep::create(&plan, &root, launcher.name())?;
+    let sweep = Sweep::create(&plan, points, &root, launcher.name())?;
     let lock = SweepLock::acquire(&sweep.path, Duration::ZERO)?;
     let todo: Vec<usize> = sweep
         .states()
@@ -151,26 +158,33 @@ pub fn run(args: SweepArgs) -> Result<()> {
             );
         }
     }
-    launch(sweep, lock, &todo, launcher, &args, &program)
+    launch(sweep, lock, &todo, launcher, &args, &gpus, &program)
 }
 
-/// Before any directory exists: the GPUs of `--gpus`, else the devices the points name
-/// (on this machine for the local launcher; for Slurm, that a task asked for a GPU gets
-/// one in its allocation).
-fn check_devices(plan: &Plan, launcher: Launcher, args: &SweepArgs) -> Result<()> {
-    use bottleneck_train::device;
-    if let Some(list) = &args.gpus {
-        return check_gpus(list, launcher);
+/// The GPUs of `--gpus`, checked against the machine (none without it): only for the local
+/// launcher. Asked once per command; with GPUs given, each point trains on one of them.
+fn gpus(args: &SweepArgs, launcher: Launcher) -> Result<Vec<String>> {
+    let Some(list) = &args.gpus else { return Ok(Vec::new()) };
+    if launcher == Launcher::Slurm {
+        bail!("--gpus is for the local launcher; a Slurm task's GPUs come from launcher.slurm.gres (e.g. \"gpu:1\")");
     }
+    Ok(bottleneck_train::device::sweep_gpus(list)?)
+}
+
+/// Before any directory exists, without `--gpus`: the devices the points name (on this
+/// machine for the local launcher; for Slurm, that a task asked for a GPU gets one in its
+/// allocation). Points that do not resolve are skipped here: they are written as failed.
+fn check_devices(points: &[(PointSpec, bottleneck_train::Result<Resolved>)], launcher: Launcher) -> Result<()> {
+    use bottleneck_train::device;
     let mut seen = std::collections::BTreeSet::new();
-    for p in plan.points() {
-        let Ok(r) = bottleneck_train::resolve(&plan.experiment, &p.overrides) else { continue };
+    for (_, r) in points {
+        let Ok(r) = r else { continue };
         if !seen.insert(r.config.device.clone()) {
             continue;
         }
         match launcher {
             Launcher::Local => {
-                bottleneck_train::config::check_device(&r)?;
+                bottleneck_train::config::check_device(r)?;
             }
             Launcher::Slurm => {
                 let gres = &r.config.launcher.slurm.gres;
@@ -189,21 +203,9 @@ fn check_devices(plan: &Plan, launcher: Launcher, args: &SweepArgs) -> Result<()
     Ok(())
 }
 
-/// `--gpus LIST`: the local launcher's, and GPUs that are there.
-fn check_gpus(list: &str, launcher: Launcher) -> Result<()> {
-    if launcher == Launcher::Slurm {
-        bail!("--gpus is for the local launcher; a Slurm task's GPUs come from launcher.slurm.gres (e.g. \"gpu:1\")");
-    }
-    bottleneck_train::device::sweep_gpus(list)?;
-    Ok(())
-}
-
-/// [`check_devices`] for `sweep --resume`, before any point is touched: the GPUs of
-/// `--gpus`, else (local launcher) the device of every point not done yet.
-fn check_resumed_devices(sweep: &Sweep, launcher: Launcher, args: &SweepArgs) -> Result<()> {
-    if let Some(list) = &args.gpus {
-        return check_gpus(list, launcher);
-    }
+/// [`check_devices`] for `sweep --resume` without `--gpus`, before any point is touched:
+/// (local launcher) the device of every point not done yet.
+fn check_resumed_devices(sweep: &Sweep, launcher: Launcher) -> Result<()> {
     if launcher == Launcher::Local {
         for s in sweep.states() {
             let dir = sweep.run_dir(&s.point);
@@ -217,7 +219,14 @@ fn check_resumed_devices(sweep: &Sweep, launcher: Launcher, args: &SweepArgs) ->
     Ok(())
 }
 
-fn dry_run(plan: &Plan, root: &Path, launcher: Launcher, args: &SweepArgs, program: &Path) -> Result<()> {
+fn dry_run(
+    plan: &Plan,
+    root: &Path,
+    launcher: Launcher,
+    args: &SweepArgs,
+    gpus: &[String],
+    program: &Path,
+) -> Result<()> {
     let path = root.join(&plan.name).join(bottleneck_train::rundir::stamp());
     let sweep = Sweep::planned(plan, &path, launcher.name())?;
     let mut out = format!("# dry run: {} points; nothing is written\n", sweep.spec.points.len());
@@ -226,7 +235,7 @@ fn dry_run(plan: &Plan, root: &Path, launcher: Launcher, args: &SweepArgs, progr
     }
     match launcher {
         Launcher::Local => {
-            let _ = writeln!(out, "# local: {}", spread(&budget(args, sweep.spec.points.len())?));
+            let _ = writeln!(out, "# local: {}", spread(&budget(args, gpus, sweep.spec.points.len())));
         }
         Launcher::Slurm => {
             let cfg =
@@ -274,6 +283,7 @@ fn launch(
     todo: &[usize],
     launcher: Launcher,
     args: &SweepArgs,
+    gpus: &[String],
     program: &Path,
 ) -> Result<()> {
     if todo.is_empty() {
@@ -287,7 +297,7 @@ fn launch(
                 sweep.spec.launcher = "local".into();
                 sweep.save()?;
             }
-            let b = budget(args, todo.len())?;
+            let b = budget(args, gpus, todo.len());
             let jobs = b.jobs;
             if args.jobs.is_some_and(|j| j > jobs && j <= todo.len()) {
                 eprintln!(
@@ -341,15 +351,14 @@ fn launch(
     report(&sweep, interrupted)
 }
 
-/// Points at a time, threads each, and the GPUs of `--gpus` (none without it).
-fn budget(args: &SweepArgs, points: usize) -> Result<Budget> {
-    if let Some(list) = &args.gpus {
-        let gpus = bottleneck_train::device::sweep_gpus(list)?;
+/// Points at a time, threads each, and the GPUs of `--gpus` (from [`gpus`]; none without it).
+fn budget(args: &SweepArgs, gpus: &[String], points: usize) -> Budget {
+    if !gpus.is_empty() {
         let (jobs, threads) = gpu_budget(gpus.len(), points, cores());
-        return Ok(Budget { jobs, threads, gpus });
+        return Budget { jobs, threads, gpus: gpus.to_vec() };
     }
     let (jobs, threads) = local_budget(args.jobs, points, cores());
-    Ok(Budget { jobs, threads, gpus: Vec::new() })
+    Budget { jobs, threads, gpus: Vec::new() }
 }
 
 /// "2 at a time, 1 threads each", and ", one per GPU (0,1)" with GPUs.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Axis, PointSpec};
-use crate::config::{parse_override, resolve, Override, GROUPS};
+use crate::config::{check_files, parse_override, resolve, Override, Resolved, GROUPS};
 use crate::error::{Result, TrainError};
 
 /// Splits `text` at commas that are not inside brackets, parentheses or quotes.
@@ -181,6 +181,20 @@ impl Plan {
         }
         let experiment = fs_err::canonicalize(experiment)?;
         Ok(Self { experiment, name: base.config.name, fixed, axes })
+    }
+
+    /// Every point with its config resolved and its data files checked, or why not, in
+    /// point order. Resolved once per sweep: the devices are checked on these before any
+    /// directory exists, and [`super::Sweep::create`] writes them.
+    #[must_use]
+    pub fn resolve_points(&self) -> Vec<(PointSpec, Result<Resolved>)> {
+        self.points()
+            .into_iter()
+            .map(|p| {
+                let r = resolve(&self.experiment, &p.overrides).and_then(|r| check_files(&r).map(|()| r));
+                (p, r)
+            })
+            .collect()
     }
 
     /// The points: the cartesian product of the axes, the last axis varying fastest.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Plan, Sweep, SWEEP_FILE};
-use crate::config::{check_files, resolve};
+use crate::config::Resolved;
 use crate::error::{Result, TrainError};
 use crate::run::write_new;
 use crate::rundir::{create_stamped, now, Failure, Manifest, RunDir, Status};
@@ -117,27 +117,30 @@ impl SweepSpec {
 }
 
 impl Sweep {
-    /// Makes the sweep directory under `root/<name>/` with a run directory per point.
-    /// A point whose overrides do not resolve is written as failed; if none resolves the
-    /// sweep is not made and the first point's error is returned.
-    pub fn create(plan: &Plan, root: &Path, launcher: &str) -> Result<Self> {
-        let points = plan.points();
-        let resolved: Vec<_> = points
-            .iter()
-            .map(|p| resolve(&plan.experiment, &p.overrides).and_then(|r| check_files(&r).map(|()| r)))
-            .collect();
-        if let Some(Err(first)) = resolved.iter().find(|r| r.is_err()).filter(|_| resolved.iter().all(Result::is_err)) {
+    /// Makes the sweep directory under `root/<name>/` with a run directory per point of
+    /// `points` (from [`Plan::resolve_points`]). A point whose overrides do not resolve is
+    /// written as failed; if none resolves the sweep is not made and the first point's
+    /// error is returned.
+    pub fn create(
+        plan: &Plan,
+        points: Vec<(PointSpec, Result<Resolved>)>,
+        root: &Path,
+        launcher: &str,
+    ) -> Result<Self> {
+        if let Some((_, Err(first))) =
+            points.iter().find(|(_, r)| r.is_err()).filter(|_| points.iter().all(|(_, r)| r.is_err()))
+        {
             return Err(TrainError::Config(format!("no point of the sweep resolves; the first: {first}")));
         }
         let path = create_stamped(root, &plan.name)?;
         let spec = Self::planned(plan, &path, launcher)?.spec;
         let sweep = Self { path, spec };
         sweep.save()?;
-        for (p, r) in points.iter().zip(resolved) {
+        for (p, r) in points {
             let dir = RunDir::create_at(&sweep.path.join(&p.dir))?;
             match r {
                 Ok(resolved) => write_new(&dir, &resolved, 0, Status::Pending)?,
-                Err(e) => sweep.write_unresolved(&dir, p, &e)?,
+                Err(e) => sweep.write_unresolved(&dir, &p, &e)?,
             }
         }
         Ok(sweep)
