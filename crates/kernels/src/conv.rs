@@ -8,13 +8,14 @@
 //! only when the input needs one.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::thread::LocalKey;
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::act::Act;
 use crate::blas::sgemm;
-use crate::cpu::{build_zeroed, slice, tensor, with_f32};
+use crate::cpu::{build_uninit, build_zeroed, slice, tensor, with_f32};
 use crate::par;
 
 /// Columns per group the grouping aims at (wide enough for gemm's kernels, small enough
@@ -444,6 +445,23 @@ fn scatter_transposed(src: &[f32], s: usize, rows: usize, hw: usize, dst: &mut [
     }
 }
 
+/// [`scatter_transposed`] with `bias[r]` added to every value of row `r`, into fresh
+/// memory: writes all of `dst` (`s · rows · hw` values) without reading it.
+fn scatter_transposed_bias(src: &[f32], s: usize, rows: usize, hw: usize, bias: &[f32], dst: &mut [MaybeUninit<f32>]) {
+    assert!(
+        dst.len() == s * rows * hw && src.len() >= s * rows * hw && bias.len() == rows,
+        "scatter: sizes do not fit"
+    );
+    for (block, out) in src.chunks_exact(hw * rows).zip(dst.chunks_exact_mut(rows * hw)) {
+        for (r, plane) in out.chunks_exact_mut(hw).enumerate() {
+            let b = bias[r];
+            plane.iter_mut().zip(block[r..].iter().step_by(rows)).for_each(|(d, &v)| {
+                d.write(v + b);
+            });
+        }
+    }
+}
+
 /// The transpose of the `r × c` matrix `src` (row-major), `c × r`, on this thread.
 fn transpose(src: &[f32], r: usize, c: usize) -> Vec<f32> {
     crate::blas::transposed(r, c, src, false)
@@ -584,7 +602,7 @@ impl CustomOp3 for Conv2dOp {
         let (x, w, b) = (slice(xs, xl, CONV)?, slice(ws, wl, CONV)?, slice(bs, bl, CONV)?);
         let (ckk, hw, g) = (c * k * k, oh * ow, self.geom(k));
         let gs = group_size(n, hw);
-        let (out, _) = build_zeroed(n * o * hw, gs * o * hw, |gi, yg| {
+        let group = |gi: usize, yg: &mut [MaybeUninit<f32>]| {
             let s = yg.len() / (o * hw);
             let ld = s * hw;
             with_scratch(ckk * ld, o * ld, |col, tmp| {
@@ -595,11 +613,18 @@ impl CustomOp3 for Conv2dOp {
                 // outᵀ [S·hw, o] = colᵀ · Wᵀ: gemm runs this orientation a quarter faster
                 // than W [o, c·k·k] · col (its kernels want the long side as rows).
                 sgemm(ld, o, ckk, col, true, w, true, tmp, false, false);
-                scatter_transposed(tmp, s, o, hw, yg);
+                scatter_transposed_bias(tmp, s, o, hw, b, yg);
             });
-            add_bias(yg, b, hw);
+            // SAFETY: `scatter_transposed_bias` wrote every element of `yg` (its `s`
+            // samples of `o` planes of `hw` pixels), and `MaybeUninit<f32>` has the layout
+            // of `f32`.
+            #[allow(unsafe_code)]
+            let yg = unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<f32>]>(yg) as *mut [f32]) };
             self.0.act.forward_serial(yg);
-        });
+        };
+        // SAFETY: `group` writes every element of its piece (above).
+        #[allow(unsafe_code)]
+        let (out, _) = unsafe { build_uninit(n * o * hw, gs * o * hw, group) };
         Ok((CpuStorage::F32(out), Shape::from((n, o, oh, ow))))
     }
 
