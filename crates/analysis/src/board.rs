@@ -13,14 +13,15 @@ use bottleneck_train::{checkpoint, RunDir};
 use plotters::prelude::*;
 
 use crate::error::{AnalysisError, Result};
-use crate::run_report::{read_latents, subsample, Fig};
+use crate::run_report::{subsample, Fig, Latents};
 
 /// Test codes in the projector (its sprite holds one image per code, at most 8192 px a
 /// side: 2,000 images of 32×32 take 1,440).
 pub const PROJECTOR_POINTS: usize = 2000;
 
-/// Writes the report's event file and the projector's files into `dir/tb`.
-pub fn write(dir: &RunDir, setup: Option<&Setup>, figs: &[Fig], seed: u64) -> Result<()> {
+/// Writes the report's event file and, from the run's test codes, the projector's files
+/// into `dir/tb`.
+pub fn write(dir: &RunDir, setup: Option<&Setup>, latents: Option<&Latents>, figs: &[Fig], seed: u64) -> Result<()> {
     let tb = dir.path.join(tensorboard::DIR);
     // At the run's last step, where its training curves end.
     let step = checkpoint::read_state(&dir.last_checkpoint()).map_or(0, |s| s.step);
@@ -30,19 +31,14 @@ pub fn write(dir: &RunDir, setup: Option<&Setup>, figs: &[Fig], seed: u64) -> Re
         events.push((step, tensorboard::image(&format!("report/{tag}"), fs_err::read(dir.path.join(&f.png))?)?));
     }
     tensorboard::write_file(&tb, "report", events)?;
-    if let Some(s) = setup {
-        projector(&tb, dir, s, seed)?;
+    if let (Some(s), Some(l)) = (setup, latents) {
+        projector(&tb, s, l, seed)?;
     }
     Ok(())
 }
 
-fn projector(tb: &Path, dir: &RunDir, s: &Setup, seed: u64) -> Result<()> {
-    let latents = dir.file("latents.parquet");
-    if !latents.is_file() {
-        return Ok(());
-    }
-    let (codes, labels, k) = read_latents(&latents)?;
-    let rows = labels.len();
+fn projector(tb: &Path, s: &Setup, (codes, labels, k): &Latents, seed: u64) -> Result<()> {
+    let (rows, k) = (labels.len(), *k);
     if rows == 0 || k == 0 {
         return Ok(());
     }

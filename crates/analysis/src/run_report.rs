@@ -166,6 +166,9 @@ pub fn loss_panels(t: &MetricsTable, cfg: &bottleneck_train::ExperimentConfig) -
     panels
 }
 
+/// A run's test codes as read from `latents.parquet`: (codes `[n, k]` row-major, labels, k).
+pub type Latents = (Vec<f32>, Vec<u32>, usize);
+
 /// `latents.parquet` as (codes `[n, k]` row-major, labels, k).
 pub fn read_latents(path: &Path) -> Result<(Vec<f32>, Vec<u32>, usize)> {
     let file = fs_err::File::open(path)?;
@@ -263,13 +266,19 @@ fn class_names(names: &[String], labels: &[u32]) -> Vec<String> {
 
 /// Latent scatter plots: the code itself for k = 2, else PCA and t-SNE projections (with
 /// a note in `notes` for a figure there are too few codes for).
-fn latent_figures(dir: &Path, name: &str, classes: &[String], seed: u64, notes: &mut Vec<String>) -> Result<Vec<Fig>> {
-    let (z, labels, k) = read_latents(&dir.join("latents.parquet"))?;
-    let n = labels.len();
+fn latent_figures(
+    dir: &Path,
+    (z, labels, k): &Latents,
+    name: &str,
+    classes: &[String],
+    seed: u64,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Fig>> {
+    let (n, k) = (labels.len(), *k);
     if k == 0 || n == 0 {
         return Ok(Vec::new());
     }
-    let classes = class_names(classes, &labels);
+    let classes = class_names(classes, labels);
     let plots = dir.join("plots");
     let pick = subsample(n, SCATTER_POINTS, seed);
     let rows: Vec<f32> = pick.iter().flat_map(|&i| z[i * k..(i + 1) * k].iter().copied()).collect();
@@ -347,7 +356,7 @@ fn pick_test(labels: Option<&Vec<u32>>, n: usize) -> Vec<u32> {
 
 /// Reconstruction grid (and noisy / denoised / clean for denoising models) from the best
 /// (else last) checkpoint, for image data.
-fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
+fn image_figures(dir: &RunDir, s: &Setup, name: &str, latents: Option<&Latents>) -> Result<Vec<Fig>> {
     if s.data.sample_shape.len() != 3 {
         return Ok(Vec::new());
     }
@@ -365,8 +374,8 @@ fn image_figures(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
     };
     figs.push(Fig { title: "Reconstructions".into(), png: rel(&dir.path, &save(&grid, &plots, "reconstructions")?) });
     figs.extend(interpolation_figure(dir, s, name, &xs, &pick, grid.scale)?);
-    if model.latent_dim() == 2 {
-        figs.extend(manifold_figure(dir, s, name)?);
+    if let Some(latents) = latents.filter(|_| model.latent_dim() == 2) {
+        figs.extend(manifold_figure(dir, s, name, latents)?);
     }
     if let Some(noise) = model.input_noise() {
         let noisy = noise.apply_seeded(&xs, EVAL_NOISE_SEED)?;
@@ -443,14 +452,13 @@ fn unit_percentiles(codes: &[f32], k: usize, j: usize, (lo, hi): (f64, f64)) -> 
 
 /// For a 2-D code: the decoder's output over a grid spanning the test codes (5th to
 /// 95th percentile of each coordinate).
-fn manifold_figure(dir: &RunDir, s: &Setup, name: &str) -> Result<Vec<Fig>> {
+fn manifold_figure(dir: &RunDir, s: &Setup, name: &str, (codes, _, k): &Latents) -> Result<Vec<Fig>> {
     const SIDE: usize = 12;
-    let (codes, _, k) = read_latents(&dir.file("latents.parquet"))?;
-    if k != 2 || codes.is_empty() {
+    if *k != 2 || codes.is_empty() {
         return Ok(Vec::new());
     }
     let (Some((x0, x1)), Some((y0, y1))) =
-        (unit_percentiles(&codes, 2, 0, (0.05, 0.95)), unit_percentiles(&codes, 2, 1, (0.05, 0.95)))
+        (unit_percentiles(codes, 2, 0, (0.05, 0.95)), unit_percentiles(codes, 2, 1, (0.05, 0.95)))
     else {
         return Ok(Vec::new());
     };
@@ -479,12 +487,16 @@ pub const TRAVERSAL_STEPS: usize = 9;
 /// Latent traversals: a row per unit (the [`TRAVERSAL_UNITS`] of largest variance over
 /// the test codes), decoding the first test image's code with that unit swept across its
 /// 2nd–98th percentile of test codes (±3, the prior's ±3σ, for a VAE) and the others held.
-fn traversal_figure(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfig) -> Result<Vec<Fig>> {
-    let path = dir.file("latents.parquet");
-    if s.data.sample_shape.len() != 3 || !path.is_file() {
+fn traversal_figure(
+    dir: &RunDir,
+    s: &Setup,
+    cfg: &bottleneck_train::ExperimentConfig,
+    latents: Option<&Latents>,
+) -> Result<Vec<Fig>> {
+    let Some((codes, _, k)) = latents.filter(|_| s.data.sample_shape.len() == 3) else {
         return Ok(Vec::new());
-    }
-    let (codes, _, k) = read_latents(&path)?;
+    };
+    let k = *k;
     if codes.len().checked_div(k).unwrap_or(0) == 0 {
         return Ok(Vec::new());
     }
@@ -500,7 +512,7 @@ fn traversal_figure(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentC
         let (lo, hi) = if vae {
             (-3.0, 3.0)
         } else {
-            let Some(range) = unit_percentiles(&codes, k, j, (0.02, 0.98)) else { continue };
+            let Some(range) = unit_percentiles(codes, k, j, (0.02, 0.98)) else { continue };
             range
         };
         let steps: Vec<f32> = (0..TRAVERSAL_STEPS)
@@ -555,14 +567,19 @@ fn factor_map(dir: &RunDir, name: &str, detail: &serde_json::Value) -> Result<Ve
 /// Figures of what the code holds: for a stochastic code, decoded samples from the prior
 /// (image data) and KL per latent unit; for a sparse model, the distribution of its code
 /// activations over the test set. Also returns notes (posterior collapse).
-fn code_figures(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfig) -> Result<(Vec<Fig>, Vec<String>)> {
+fn code_figures(
+    dir: &RunDir,
+    s: &Setup,
+    cfg: &bottleneck_train::ExperimentConfig,
+    latents: Option<&Latents>,
+) -> Result<(Vec<Fig>, Vec<String>)> {
     const PRIOR_ROWS: usize = 4;
     const PRIOR_COLS: usize = 10;
     let name = &cfg.name;
     let plots = dir.path.join("plots");
     let model: &dyn Autoencoder = s.model.as_ref();
     let (mut figs, mut notes) = (Vec::new(), Vec::new());
-    figs.extend(traversal_figure(dir, s, cfg)?);
+    figs.extend(traversal_figure(dir, s, cfg, latents)?);
     let k = model.latent_dim();
     if cfg.model.is_variational() && !s.data.test.is_empty() {
         if s.data.sample_shape.len() == 3 {
@@ -598,8 +615,7 @@ fn code_figures(dir: &RunDir, s: &Setup, cfg: &bottleneck_train::ExperimentConfi
         figs.push(Fig { title: "KL per latent unit".into(), png: rel(&dir.path, &save(&fig, &plots, "kl_per_unit")?) });
         notes.extend(report.collapse_note());
     }
-    if cfg.model.inner_kind() == bottleneck_models::ModelKind::Sparse && dir.file("latents.parquet").is_file() {
-        let (z, _, _) = read_latents(&dir.file("latents.parquet"))?;
+    if let Some((z, _, _)) = latents.filter(|_| cfg.model.inner_kind() == bottleneck_models::ModelKind::Sparse) {
         let values: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
         let mean_abs = values.iter().map(|v| v.abs()).sum::<f64>() / values.len().max(1) as f64;
         let fig = Distribution {
@@ -799,6 +815,28 @@ fn keep_finite(metrics: BTreeMap<String, f64>, skipped: &mut Vec<String>) -> BTr
         .collect()
 }
 
+/// The loss curves (with each term of a several-term objective) from `metrics.csv`, when
+/// the run has finished an epoch.
+fn loss_figure(dir: &RunDir, cfg: &ExperimentConfig) -> Result<Option<Fig>> {
+    let metrics_csv = dir.file("metrics.csv");
+    if !metrics_csv.is_file() {
+        return Ok(None);
+    }
+    let table = read_metrics(&metrics_csv)?;
+    if table.epochs.is_empty() {
+        return Ok(None);
+    }
+    let name = &cfg.name;
+    let panels = loss_panels(&table, cfg);
+    let title = if panels.len() > 1 {
+        format!("{name}: loss and its terms per epoch")
+    } else {
+        format!("{name}: loss per epoch")
+    };
+    let fig = LossCurves { title, panels };
+    Ok(Some(Fig { title: "Loss curves".into(), png: rel(&dir.path, &save(&fig, &dir.path.join("plots"), "loss")?) }))
+}
+
 /// Draws the run's figures into `plots/` and writes `report.html`; returns its path.
 /// A figure that cannot be drawn (no checkpoint yet, data missing) is left out with a
 /// note in the report rather than failing the rest.
@@ -812,31 +850,21 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
         |what: &str| tracing::debug!("report {}: {what} after {:.2} s", dir.path.display(), t0.elapsed().as_secs_f64());
     let mut figs = Vec::new();
     let mut notes = Vec::new();
-    let metrics_csv = dir.file("metrics.csv");
-    if metrics_csv.is_file() {
-        let table = read_metrics(&metrics_csv)?;
-        if !table.epochs.is_empty() {
-            let panels = loss_panels(&table, &cfg);
-            let title = if panels.len() > 1 {
-                format!("{name}: loss and its terms per epoch")
-            } else {
-                format!("{name}: loss per epoch")
-            };
-            let fig = LossCurves { title, panels };
-            figs.push(Fig {
-                title: "Loss curves".into(),
-                png: rel(&dir.path, &save(&fig, &dir.path.join("plots"), "loss")?),
-            });
-        }
-    }
+    figs.extend(loss_figure(&dir, &cfg)?);
     lap("loss curves");
     // Figures are computed on the CPU whatever the run trained on: a report of a GPU run
     // is drawn on a machine without one too, and the figures' code keeps its tensors there.
     let setup_result = setup(&ExperimentConfig { device: "cpu".into(), ..cfg.clone() });
     lap("data and model");
     let classes = setup_result.as_ref().map(|s| s.data.classes.clone()).unwrap_or_default();
-    if dir.file("latents.parquet").is_file() {
-        match latent_figures(&dir.path, &name, &classes, cfg.seed, &mut notes) {
+    // The test codes, read once for every figure and file drawn from them.
+    let path = dir.file("latents.parquet");
+    let latents = path
+        .is_file()
+        .then(|| read_latents(&path).map_err(|e| notes.push(format!("latent space: {e}"))).ok())
+        .flatten();
+    if let Some(l) = &latents {
+        match latent_figures(&dir.path, l, &name, &classes, cfg.seed, &mut notes) {
             Ok(f) => figs.extend(f),
             Err(e) => notes.push(format!("latent space: {e}")),
         }
@@ -850,11 +878,11 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
     match &setup_result {
         Ok(s) => match load_trained(&dir, s) {
             Ok(true) => {
-                match image_figures(&dir, s, &name) {
+                match image_figures(&dir, s, &name, latents.as_ref()) {
                     Ok(f) => figs.extend(f),
                     Err(e) => notes.push(format!("reconstructions: {e}")),
                 }
-                match code_figures(&dir, s, &cfg) {
+                match code_figures(&dir, s, &cfg, latents.as_ref()) {
                     Ok((f, n)) => {
                         figs.extend(f);
                         notes.extend(n);
@@ -890,7 +918,7 @@ pub fn report_run(path: &Path) -> Result<PathBuf> {
         bottleneck_data::atomic::write_atomic(&dir.file(ANALYSIS_FILE), json.to_string().as_bytes())?;
     }
     if cfg.train.tensorboard {
-        if let Err(e) = crate::board::write(&dir, setup_result.as_ref().ok(), &figs, cfg.seed) {
+        if let Err(e) = crate::board::write(&dir, setup_result.as_ref().ok(), latents.as_ref(), &figs, cfg.seed) {
             notes.push(format!("TensorBoard files: {e}"));
         }
     }
