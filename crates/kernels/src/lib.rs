@@ -4,8 +4,8 @@
 //! gradient for an input as it is instead of adding it onto a fresh zero tensor.
 //! The kernels:
 //!
-//! - [`linear`]: `act(x Wᵀ + b)` in one op (gemm with the bias as the accumulator, the
-//!   activation applied in place); backward computes `dW`, `db` and, only when the input
+//! - [`linear`]: `act(x Wᵀ + b)` in one op (gemm onto the bias rows, the activation
+//!   applied to each thread's rows as they are done; nothing zeroed first); backward computes `dW`, `db` and, only when the input
 //!   needs one, `dx`. It takes `[n, …]` inputs as flattened and, with [`linear_to`], lays
 //!   its output out in any `[n, …]` shape: a flatten or reshape next to it would otherwise be
 //!   a graph node whose gradient candle's backward zero-fills and adds (two passes).
