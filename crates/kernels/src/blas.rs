@@ -32,8 +32,7 @@ pub fn sgemm(
     accumulate: bool,
     parallel: bool,
 ) {
-    assert!(a.len() >= m * k, "sgemm: lhs has {} values, needs {m}×{k}", a.len());
-    assert!(b.len() >= k * n, "sgemm: rhs has {} values, needs {k}×{n}", b.len());
+    let s = Strides::checked(m, n, k, a, ta, b, tb);
     assert!(c.len() >= m * n, "sgemm: dst has {} values, needs {m}×{n}", c.len());
     if m == 0 || n == 0 {
         return;
@@ -42,7 +41,6 @@ pub fn sgemm(
     // only finite-or-not `f32` values (never uninitialised ones) through the view.
     #[allow(unsafe_code)]
     let c = unsafe { &mut *(std::ptr::from_mut::<[f32]>(&mut c[..m * n]) as *mut [MaybeUninit<f32>]) };
-    let s = Strides::new(m, n, k, ta, tb);
     split(m, n, k, parallel, c, |i0, c| raw(n, k, &a[i0 * s.a_rs..], b, s, c, accumulate));
 }
 
@@ -67,14 +65,12 @@ pub(crate) fn sgemm_new(
     parallel: bool,
     then: impl Fn(&mut [f32]) + Sync,
 ) -> Vec<f32> {
-    assert!(a.len() >= m * k, "sgemm: lhs has {} values, needs {m}×{k}", a.len());
-    assert!(b.len() >= k * n, "sgemm: rhs has {} values, needs {k}×{n}", b.len());
+    let s = Strides::checked(m, n, k, a, ta, b, tb);
     assert!(bias.is_none_or(|v| v.len() == n), "sgemm: bias must have {n} values");
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
     if m == 0 || n == 0 {
         return out;
     }
-    let s = Strides::new(m, n, k, ta, tb);
     split(m, n, k, parallel, &mut out.spare_capacity_mut()[..m * n], |i0, c| {
         if let Some(bias) = bias {
             for row in c.chunks_exact_mut(n) {
@@ -201,7 +197,13 @@ struct Strides {
 }
 
 impl Strides {
-    fn new(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Self {
+    /// The strides of `a` and `b`, after checking that each slice holds its matrix.
+    ///
+    /// # Panics
+    /// When `a` or `b` is shorter than its matrix (a bug in the caller).
+    fn checked(m: usize, n: usize, k: usize, a: &[f32], ta: bool, b: &[f32], tb: bool) -> Self {
+        assert!(a.len() >= m * k, "sgemm: lhs has {} values, needs {m}×{k}", a.len());
+        assert!(b.len() >= k * n, "sgemm: rhs has {} values, needs {k}×{n}", b.len());
         let (a_rs, a_cs) = if ta { (1, m) } else { (k, 1) };
         let (b_rs, b_cs) = if tb { (1, k) } else { (n, 1) };
         Self { a_rs, a_cs, b_rs, b_cs }
