@@ -305,7 +305,7 @@ fn latent_figures(
     let sample = Tensor::from_vec(rows.clone(), (pick.len(), k), &Device::Cpu)?;
     let pca = Pca::fit(&sample)?;
     let p: Vec<Vec<f32>> = pca.project(&sample, 2)?.to_vec2()?;
-    let total: f64 = pca.variances.iter().sum::<f64>().max(1e-12);
+    let total = pca.total_variance.max(1e-12);
     let share = |j: usize| 100.0 * pca.variances[j] / total;
     let fig = Scatter {
         title: format!("{name}: latent space (k = {k}) by PCA, {} test images", pick.len()),

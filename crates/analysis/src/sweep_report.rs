@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use bottleneck_data::Dataset;
+use bottleneck_data::{Dataset, Split};
 use bottleneck_train::sweep::{PointState, Sweep};
 use bottleneck_train::{ExperimentConfig, Status};
 
 use crate::error::Result;
 use crate::html::{self, escape, number};
 use crate::metrics::{linear_probe, Labelled, PROBE_TEST, PROBE_TRAIN};
-use crate::pca::Pca;
+use crate::pca::{Pca, Rows, EXACT_MAX_FEATURES, POWER_ITERATIONS};
 use crate::plot::{save, Line, Lines, XScale};
 use crate::run_report::{report_run, subsample, Fig};
 use candle_core::Tensor;
@@ -29,30 +29,40 @@ pub struct Baseline {
 }
 
 /// The PCA baseline for each k: fitted on the training split that `cfg` loads
-/// (normalised as the runs saw it), scored on its test split.
-pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<Vec<Baseline>> {
+/// (normalised as the runs saw it), scored on its test split; with a note on how the
+/// components were found when they are not exact (data of more than
+/// [`EXACT_MAX_FEATURES`] features).
+pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<(Vec<Baseline>, Option<String>)> {
     let data = Dataset::load(&cfg.data, cfg.seed)?;
-    let (train, test) = (data.train.flat()?, data.test.flat()?);
-    let pca = Pca::fit(&train)?;
-    let mse = pca.mse_by_k(&test, ks)?;
+    let pca = Pca::fit_rows(&split_rows(&data.train), ks.iter().copied().max())?;
+    let mse = pca.mse_by_k_rows(&split_rows(&data.test), ks)?;
+    let note = pca.randomized.then(|| {
+        format!(
+            "PCA baseline: the leading {} of {} components by randomized subspace iteration ({POWER_ITERATIONS} power \
+             iterations; exact PCA, all components, up to {EXACT_MAX_FEATURES} features)",
+            pca.kept(),
+            data.train.features()
+        )
+    });
     let probe_sets = match (&data.train.labels, &data.test.labels) {
         (Some(ty), Some(sy)) => {
             let tr = subsample(data.train.len(), PROBE_TRAIN, cfg.seed ^ 0x9e37);
             let te = subsample(data.test.len(), PROBE_TEST, cfg.seed ^ 0x7f4a);
-            let rows = |xs: &Tensor, idx: &[usize]| -> Result<Tensor> {
+            let pick = |xs: &Split, idx: &[usize]| -> Result<Tensor> {
                 let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
-                Ok(xs.index_select(&Tensor::new(ids.as_slice(), xs.device())?, 0)?)
+                Ok(xs.rows(&ids)?.flatten_from(1)?)
             };
             Some((
-                rows(&train, &tr)?,
+                pick(&data.train, &tr)?,
                 tr.iter().map(|&i| ty[i]).collect::<Vec<_>>(),
-                rows(&test, &te)?,
+                pick(&data.test, &te)?,
                 te.iter().map(|&i| sy[i]).collect::<Vec<_>>(),
             ))
         }
         _ => None,
     };
-    ks.iter()
+    let points = ks
+        .iter()
         .zip(mse)
         .map(|(&k, test_mse)| {
             let probe_accuracy = match &probe_sets {
@@ -64,7 +74,14 @@ pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<Vec<Baseline
             };
             Ok(Baseline { test_mse, probe_accuracy })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((points, note))
+}
+
+/// A split's samples as rows of features, read a chunk at a time (the split stays as
+/// stored: bytes for pixels).
+fn split_rows(s: &Split) -> Rows<'_> {
+    Rows::new(s.len(), s.features(), move |start, len| Ok(s.range(start, len)?.flatten_from(1)?))
 }
 
 pub(crate) struct Point {
@@ -315,7 +332,10 @@ pub fn report_sweep(path: &Path, redraw_runs: bool) -> Result<PathBuf> {
     // The PCA baseline where the curve's x is k.
     if let Some(cfg) = first_cfg.as_ref().filter(|_| is_k) {
         match pca_baseline(cfg, &ks) {
-            Ok(v) => baseline = ks.iter().copied().zip(v).collect(),
+            Ok((v, note)) => {
+                baseline = ks.iter().copied().zip(v).collect();
+                notes.extend(note);
+            }
             Err(e) => notes.push(format!("PCA baseline: {e}")),
         }
     }
