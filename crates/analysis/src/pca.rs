@@ -84,7 +84,10 @@ impl<'a> Rows<'a> {
     /// `Σ xcᵀ (xc · V) / n` over the centred rows — the covariance times `V` (`[d, l]`),
     /// accumulated in f64 — and the total variance `Σ ‖xc‖² / n`.
     fn covariance_times(&self, mean: &Tensor, v: Option<&Tensor>) -> Result<(DMatrix<f64>, f64)> {
-        let l = v.map_or(self.d, |v| v.dim(1).unwrap_or(0));
+        let l = match v {
+            Some(v) => v.dim(1)?,
+            None => self.d,
+        };
         let mut acc = vec![0f64; self.d * l];
         let mut total = 0f64;
         self.for_each_chunk(Some(mean), |xc| {
