@@ -61,7 +61,7 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
 fi
 release="$(realpath "${CARGO_TARGET_DIR:-target}")/release"
 bin="$release/bottleneck"
-for b in "$bin" "$release/examples/step_profile" "$release/examples/gemm_shapes"; do
+for b in "$bin" "$release/examples/step_profile" "$release/examples/gemm_shapes" "$release/examples/pingpong"; do
   [ -x "$b" ] || { echo "no release build of $b (unset BENCH_NO_BUILD to build it)" >&2; exit 1; }
 done
 
@@ -80,6 +80,13 @@ run_pytorch() {
     cat "$log" >&2; echo "bench_pytorch.py --model $model failed" >&2; exit 1
   fi
   grep "^{" "$log" | tail -1 >"$work/results/$round-$model-pytorch.json"
+}
+
+# How far apart the two cores are right now (ns of a cache line's round trip between two
+# threads), before each run: on these VMs it moves between about 55 and 330 ns with where
+# the host places the vCPUs, and a two-thread step slows in the far stretches.
+ping() {
+  "$release/examples/pingpong" | sed -n 's/^core-to-core round trip: \([0-9]*\) ns$/\1/p' >"$work/results/$2-$1-$3.ping"
 }
 
 # One bottleneck run, from a folder of its own (it writes runs/<name>/<timestamp>/ there)
@@ -130,16 +137,19 @@ if awk -v l="$load" 'BEGIN {exit !(l > 0.5)}'; then
 fi
 for round in $(seq 1 "$rounds"); do
   for model in $models; do
+    ping "$model" "$round" pytorch
     run_pytorch "$model" "$round"
+    ping "$model" "$round" bottleneck
     run_bottleneck "$model" "$round"
     "$py" - "$work/results/$round-$model" "$round" "$model" <<'EOF'
 import json, statistics, sys
 base, round_, model = sys.argv[1:]
 pt, bn = (json.load(open(f"{base}-{side}.json")) for side in ("pytorch", "bottleneck"))
+pp, bp = (open(f"{base}-{side}.ping").read().strip() or "?" for side in ("pytorch", "bottleneck"))
 p, b = (statistics.median(r["samples_per_second"]) for r in (pt, bn))
 ps, bs = (statistics.median(r["epoch_seconds"]) for r in (pt, bn))
-print(f"round {round_} {model:<5}  pytorch {p:7.0f} samples/s ({ps:6.2f} s/epoch)   "
-      f"bottleneck {b:7.0f} samples/s ({bs:6.2f} s/epoch)   ratio {b / p:.2f}", flush=True)
+print(f"round {round_} {model:<5}  pytorch {p:7.0f} samples/s ({ps:6.2f} s/epoch, cores {pp:>3} ns apart)   "
+      f"bottleneck {b:7.0f} samples/s ({bs:6.2f} s/epoch, cores {bp:>3} ns apart)   ratio {b / p:.2f}", flush=True)
 EOF
   done
 done
@@ -150,7 +160,8 @@ import glob, json, os, statistics, sys
 results, nproc, cpu, load, flops_txt, limit = sys.argv[1:]
 flops = {l.split(":")[0]: float(l.split()[1]) * 1e6 for l in open(flops_txt) if "MFLOP" in l}
 limit = float(limit)
-runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(results, "*.json")))]
+runs = [dict(json.load(open(p)), round=os.path.basename(p).split("-")[0])
+        for p in sorted(glob.glob(os.path.join(results, "*.json")))]
 def pick(model, side):
     return [r for r in runs if r["model"] == model and r["side"] == side]
 def med(rs, key):
@@ -171,6 +182,27 @@ for model in sorted({r["model"] for r in runs}, key=("dense", "conv", "vae").ind
     ratios.append(f"{model} {ratio:.2f}")
 print()
 print("bottleneck/pytorch, ratio of median samples/s: " + ", ".join(ratios))
+# The same by where the cores were: rounds in which both sides ran with the cores near
+# (round trip under 150 ns) or both far; mixed rounds count in neither.
+def pinged(r):
+    try:
+        return float(open(os.path.join(results, f"{r['round']}-{r['model']}-{r['side']}.ping")).read())
+    except (OSError, ValueError):
+        return None
+for r in runs:
+    r["ping"] = pinged(r)
+split = []
+for model in sorted({r["model"] for r in runs}, key=("dense", "conv", "vae").index):
+    for name, near in (("near", True), ("far", False)):
+        rounds = {r["round"] for r in pick(model, "bottleneck")}
+        both = [n for n in rounds if all(
+            (x["ping"] is not None and (x["ping"] < 150) == near) for x in runs if x["model"] == model and x["round"] == n)]
+        if both:
+            b = statistics.median(v for r in pick(model, "bottleneck") if r["round"] in both for v in r["samples_per_second"])
+            p = statistics.median(v for r in pick(model, "pytorch") if r["round"] in both for v in r["samples_per_second"])
+            split.append(f"{model} {name} {b / p:.2f} ({len(both)} round{'s' if len(both) > 1 else ''})")
+if split:
+    print("the same, in rounds with the cores near (round trip < 150 ns) or far on both sides: " + ", ".join(split))
 print("FLOPs per sample per training step (bottleneck's count, 6 × multiply-accumulates, elementwise work not counted): "
       + ", ".join(f"{m} {f / 1e6:.2f} M" for m, f in flops.items())
       + f"; limit: gemm on the dense model's products, {limit:.0f} GFLOP/s")

@@ -1,0 +1,51 @@
+//! How far apart two cores are: the round trip of one cache line between two threads that
+//! hand it back and forth (median of 3 runs of 500,000 trips), in nanoseconds:
+//! `cargo run --release --example pingpong -p bottleneck-kernels`.
+//!
+//! On the 2-vCPU development VMs this moves from stretch to stretch with where the host
+//! places the vCPUs: about 55 ns in some, about 330 ns in others (on the 2-core AMD EPYC of
+//! 2026-12-05). A training step that passes its data between the two threads slows down
+//! in the far stretches (see the README's performance section); `bench-vs-pytorch.sh`
+//! prints this figure before every run.
+#![allow(clippy::print_stdout)]
+
+use std::hint::spin_loop;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The line the threads hand over, alone in its 128 bytes (two lines, so that the
+/// adjacent-line prefetcher does not pull a neighbour into the measurement).
+#[repr(align(128))]
+struct Line(AtomicU64);
+
+fn round_trip_ns(trips: u64) -> f64 {
+    let line = Line(AtomicU64::new(0));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..trips {
+                while line.0.load(Ordering::Acquire) != 2 * i + 1 {
+                    spin_loop();
+                }
+                line.0.store(2 * i + 2, Ordering::Release);
+            }
+        });
+        let t = Instant::now();
+        for i in 0..trips {
+            line.0.store(2 * i + 1, Ordering::Release);
+            while line.0.load(Ordering::Acquire) != 2 * i + 2 {
+                spin_loop();
+            }
+        }
+        t.elapsed().as_secs_f64() * 1e9 / trips as f64
+    })
+}
+
+fn main() {
+    if std::thread::available_parallelism().map_or(1, std::num::NonZero::get) < 2 {
+        println!("core-to-core round trip: one core only");
+        return;
+    }
+    let mut runs: Vec<f64> = (0..3).map(|_| round_trip_ns(500_000)).collect();
+    runs.sort_by(f64::total_cmp);
+    println!("core-to-core round trip: {:.0} ns", runs[1]);
+}
