@@ -16,7 +16,6 @@ use crate::metrics::{linear_probe, Labelled, PROBE_TEST, PROBE_TRAIN};
 use crate::pca::{Pca, Rows, EXACT_MAX_FEATURES, POWER_ITERATIONS};
 use crate::plot::{save, Line, Lines, XScale};
 use crate::run_report::{report_run, subsample, Fig};
-use candle_core::Tensor;
 
 /// The PCA baseline at one k.
 #[derive(Debug, Clone, Copy)]
@@ -44,31 +43,28 @@ pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<(Vec<Baselin
             data.train.features()
         )
     });
+    // The probes' samples are projected a chunk at a time, every k in one pass.
     let probe_sets = match (&data.train.labels, &data.test.labels) {
         (Some(ty), Some(sy)) => {
             let tr = subsample(data.train.len(), PROBE_TRAIN, cfg.seed ^ 0x9e37);
             let te = subsample(data.test.len(), PROBE_TEST, cfg.seed ^ 0x7f4a);
-            let pick = |xs: &Split, idx: &[usize]| -> Result<Tensor> {
-                let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
-                Ok(xs.rows(&ids)?.flatten_from(1)?)
-            };
             Some((
-                pick(&data.train, &tr)?,
+                pca.project_rows(&subsample_rows(&data.train, &tr), ks)?,
                 tr.iter().map(|&i| ty[i]).collect::<Vec<_>>(),
-                pick(&data.test, &te)?,
+                pca.project_rows(&subsample_rows(&data.test, &te), ks)?,
                 te.iter().map(|&i| sy[i]).collect::<Vec<_>>(),
             ))
         }
         _ => None,
     };
-    let points = ks
-        .iter()
-        .zip(mse)
-        .map(|(&k, test_mse)| {
+    let points = mse
+        .into_iter()
+        .enumerate()
+        .map(|(j, test_mse)| {
             let probe_accuracy = match &probe_sets {
                 Some((trx, try_, tex, tey)) => Some(linear_probe(
-                    &Labelled { xs: pca.project(trx, k)?, ys: try_.clone() },
-                    &Labelled { xs: pca.project(tex, k)?, ys: tey.clone() },
+                    &Labelled { xs: trx[j].clone(), ys: try_.clone() },
+                    &Labelled { xs: tex[j].clone(), ys: tey.clone() },
                 )?),
                 None => None,
             };
@@ -82,6 +78,12 @@ pub fn pca_baseline(cfg: &ExperimentConfig, ks: &[usize]) -> Result<(Vec<Baselin
 /// stored: bytes for pixels).
 fn split_rows(s: &Split) -> Rows<'_> {
     Rows::new(s.len(), s.features(), move |start, len| Ok(s.range(start, len)?.flatten_from(1)?))
+}
+
+/// The samples `idx` of a split as rows of features, read a chunk at a time.
+fn subsample_rows<'a>(s: &'a Split, idx: &[usize]) -> Rows<'a> {
+    let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+    Rows::new(ids.len(), s.features(), move |start, len| Ok(s.rows(&ids[start..start + len])?.flatten_from(1)?))
 }
 
 pub(crate) struct Point {
