@@ -82,11 +82,13 @@ run_pytorch() {
   grep "^{" "$log" | tail -1 >"$work/results/$round-$model-pytorch.json"
 }
 
-# How far apart the two cores are right now (ns of a cache line's round trip between two
-# threads), before each run: on these VMs it moves between about 55 and 330 ns with where
-# the host places the vCPUs, and a two-thread step slows in the far stretches.
+# How far apart the two cores are (ns of a cache line's round trip between two threads),
+# appended to $work/results/<round>-<model>-<side>.ping before and after each run. On these
+# VMs it moves with where the host places the two vCPUs: about 30 ns on the two threads of
+# one physical core (sharing its FMA units), 55-90 ns on one die, about 330 ns far apart;
+# a two-thread step is fastest in the middle case.
 ping() {
-  "$release/examples/pingpong" | sed -n 's/^core-to-core round trip: \([0-9]*\) ns$/\1/p' >"$work/results/$2-$1-$3.ping"
+  "$release/examples/pingpong" | sed -n 's/^core-to-core round trip: \([0-9]*\) ns$/\1/p' >>"$work/results/$2-$1-$3.ping"
 }
 
 # One bottleneck run, from a folder of its own (it writes runs/<name>/<timestamp>/ there)
@@ -139,17 +141,19 @@ for round in $(seq 1 "$rounds"); do
   for model in $models; do
     ping "$model" "$round" pytorch
     run_pytorch "$model" "$round"
+    ping "$model" "$round" pytorch
     ping "$model" "$round" bottleneck
     run_bottleneck "$model" "$round"
+    ping "$model" "$round" bottleneck
     "$py" - "$work/results/$round-$model" "$round" "$model" <<'EOF'
 import json, statistics, sys
 base, round_, model = sys.argv[1:]
 pt, bn = (json.load(open(f"{base}-{side}.json")) for side in ("pytorch", "bottleneck"))
-pp, bp = (open(f"{base}-{side}.ping").read().strip() or "?" for side in ("pytorch", "bottleneck"))
+pp, bp = ("→".join(open(f"{base}-{side}.ping").read().split()) or "?" for side in ("pytorch", "bottleneck"))
 p, b = (statistics.median(r["samples_per_second"]) for r in (pt, bn))
 ps, bs = (statistics.median(r["epoch_seconds"]) for r in (pt, bn))
-print(f"round {round_} {model:<5}  pytorch {p:7.0f} samples/s ({ps:6.2f} s/epoch, cores {pp:>3} ns apart)   "
-      f"bottleneck {b:7.0f} samples/s ({bs:6.2f} s/epoch, cores {bp:>3} ns apart)   ratio {b / p:.2f}", flush=True)
+print(f"round {round_} {model:<5}  pytorch {p:7.0f} samples/s ({ps:6.2f} s/epoch, cores {pp:>7} ns apart)   "
+      f"bottleneck {b:7.0f} samples/s ({bs:6.2f} s/epoch, cores {bp:>7} ns apart)   ratio {b / p:.2f}", flush=True)
 EOF
   done
 done
@@ -182,27 +186,27 @@ for model in sorted({r["model"] for r in runs}, key=("dense", "conv", "vae").ind
     ratios.append(f"{model} {ratio:.2f}")
 print()
 print("bottleneck/pytorch, ratio of median samples/s: " + ", ".join(ratios))
-# The same by where the cores were: rounds in which both sides ran with the cores near
-# (round trip under 150 ns) or both far; mixed rounds count in neither.
-def pinged(r):
+# The same by where the cores were: rounds in which every ping of both sides (before and
+# after each run) found the cores on one die (40-150 ns) or far apart (over 150 ns).
+def pings(r):
     try:
-        return float(open(os.path.join(results, f"{r['round']}-{r['model']}-{r['side']}.ping")).read())
+        return [float(v) for v in open(os.path.join(results, f"{r['round']}-{r['model']}-{r['side']}.ping")).read().split()]
     except (OSError, ValueError):
-        return None
-for r in runs:
-    r["ping"] = pinged(r)
+        return []
+placements = (("near", lambda v: 40 <= v < 150), ("far", lambda v: v >= 150))
 split = []
 for model in sorted({r["model"] for r in runs}, key=("dense", "conv", "vae").index):
-    for name, near in (("near", True), ("far", False)):
-        rounds = {r["round"] for r in pick(model, "bottleneck")}
-        both = [n for n in rounds if all(
-            (x["ping"] is not None and (x["ping"] < 150) == near) for x in runs if x["model"] == model and x["round"] == n)]
-        if both:
-            b = statistics.median(v for r in pick(model, "bottleneck") if r["round"] in both for v in r["samples_per_second"])
-            p = statistics.median(v for r in pick(model, "pytorch") if r["round"] in both for v in r["samples_per_second"])
-            split.append(f"{model} {name} {b / p:.2f} ({len(both)} round{'s' if len(both) > 1 else ''})")
+    for name, where in placements:
+        rounds = sorted({r["round"] for r in runs if r["model"] == model}, key=int)
+        chosen = [n for n in rounds if all(
+            pings(x) and all(where(v) for v in pings(x)) for x in runs if x["model"] == model and x["round"] == n)]
+        if chosen:
+            b = statistics.median(v for r in pick(model, "bottleneck") if r["round"] in chosen for v in r["samples_per_second"])
+            p = statistics.median(v for r in pick(model, "pytorch") if r["round"] in chosen for v in r["samples_per_second"])
+            split.append(f"{model} {name} {b / p:.2f} (rounds {', '.join(chosen)})")
 if split:
-    print("the same, in rounds with the cores near (round trip < 150 ns) or far on both sides: " + ", ".join(split))
+    print("the same in rounds with the cores on one die (every ping 40-150 ns) or far apart (every ping over 150 ns): "
+          + ", ".join(split))
 print("FLOPs per sample per training step (bottleneck's count, 6 × multiply-accumulates, elementwise work not counted): "
       + ", ".join(f"{m} {f / 1e6:.2f} M" for m, f in flops.items())
       + f"; limit: gemm on the dense model's products, {limit:.0f} GFLOP/s")
