@@ -362,6 +362,56 @@ fn encode_writes_the_codes_of_any_split_or_other_data() {
 }
 
 #[test]
+fn encoding_other_data_needs_not_the_runs_own() {
+    // A table run whose file then moves: encoding the moved file with data.path needs
+    // only what the run kept of its data (sample shape, fitted normaliser), and gives the
+    // run's own test codes for the same rows.
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("blobs.csv");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/blobs8.csv"), &table).unwrap();
+    let path = format!("data.path=\"{}\"", table.display());
+    let o = run(tmp.path(), &["run", "--quiet", "--no-report", &experiment("csv-tabular"), &path, "train.epochs=2"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dir = run_dirs(tmp.path(), "csv-tabular").pop().unwrap();
+    assert!(dir.join("data.safetensors").is_file());
+    let d = dir.display().to_string();
+    let moved = tmp.path().join("moved.csv");
+    std::fs::rename(&table, &moved).unwrap();
+    let out = tmp.path().join("codes.parquet");
+    let other = format!("data.path=\"{}\"", moved.display());
+    let o = run(tmp.path(), &["encode", &d, "--split", "test", "--out", &out.display().to_string(), &other]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // The standard normaliser was fitted on the run's training rows: the codes match the
+    // run's latents only if encode applied that one.
+    let (codes, latents) = (parquet(&out), parquet(&dir.join("latents.parquet")));
+    assert_eq!(codes.height(), 60);
+    for c in ["label", "z0", "z1"] {
+        assert!(codes.column(c).unwrap().equals(latents.column(c).unwrap()), "{c}");
+    }
+    // Its own splits still need its own data, and the error names the missing file.
+    let o = run(tmp.path(), &["encode", &d, "--out", "x.parquet"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("blobs.csv"), "{}", text(&o.stderr));
+    // A run from before data.safetensors loads its own data for them: the same codes.
+    std::fs::copy(&moved, &table).unwrap();
+    std::fs::remove_file(dir.join("data.safetensors")).unwrap();
+    let again = tmp.path().join("again.parquet");
+    let o = run(tmp.path(), &["encode", &d, "--split", "test", "--out", &again.display().to_string(), &other]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(parquet(&again).equals(&codes));
+    // A damaged file of the run's data facts is an error naming it, not a panic.
+    std::fs::write(dir.join("data.safetensors"), b"not safetensors").unwrap();
+    let o = run(tmp.path(), &["encode", &d, "--out", "x.parquet", &other]);
+    assert!(
+        !o.status.success()
+            && text(&o.stderr).contains("data.safetensors")
+            && text(&o.stderr).contains("not a safetensors"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!tmp.path().join("x.parquet").exists());
+}
+
+#[test]
 fn resume_epochs_trains_a_finished_run_on() {
     common::fashion_mnist_dir();
     let tmp = tempfile::tempdir().unwrap();

@@ -107,7 +107,9 @@ enum Command {
         /// The Parquet file to write.
         #[arg(long)]
         out: PathBuf,
-        /// data.KEY=VALUE overrides: encode other data of the same sample shape.
+        /// data.KEY=VALUE overrides: encode other data of the same sample shape, normalised
+        /// as the run's training data was (from the run's data.safetensors; the run's own
+        /// data is not loaded).
         overrides: Vec<String>,
     },
     /// Continue an interrupted run from its last checkpoint.

@@ -5,14 +5,16 @@
 use std::path::Path;
 
 use bottleneck_data::dataset::split_off;
-use bottleneck_data::{Batcher, RawDataset, Split};
+use bottleneck_data::{Batcher, Factor, RawDataset, Split};
+use bottleneck_models::Autoencoder;
 use candle_core::Device;
+use candle_nn::VarMap;
 use polars::prelude::*;
 
-use crate::config::override_data;
+use crate::config::{override_data, ExperimentConfig};
 use crate::error::{Result, TrainError};
 use crate::rundir::{write_table, RunDir, Table};
-use crate::runner::{named_vars, setup};
+use crate::runner::{build_model, device, named_vars, read_data_facts, setup, DataFacts};
 
 /// The splits `--split` names.
 pub const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
@@ -39,7 +41,14 @@ pub fn encode(dir: &RunDir, split: &str, data_overrides: &[String], out: &Path) 
     // On the CPU, whatever the run trained on: codes do not depend on the device, and a
     // GPU run's codes are wanted on machines without one too.
     cfg.device = "cpu".into();
-    let s = setup(&cfg)?;
+    let dev = device(&cfg)?;
+    let (model, varmap, splits, factors) = if data_overrides.is_empty() {
+        let s = setup(&cfg)?;
+        let d = s.data;
+        (s.model, s.varmap, vec![("train", d.train), ("val", d.val), ("test", d.test)], d.factors)
+    } else {
+        other_data(dir, &cfg, data_overrides, &dev)?
+    };
     let weights =
         [dir.best_checkpoint(), dir.last_checkpoint()].into_iter().find(|p| p.is_file()).ok_or_else(|| {
             TrainError::Run {
@@ -47,34 +56,9 @@ pub fn encode(dir: &RunDir, split: &str, data_overrides: &[String], out: &Path) 
                 reason: "no checkpoint yet: nothing trained to encode with".into(),
             }
         })?;
-    crate::checkpoint::load_weights(&weights, &named_vars(&s.varmap))?;
-    let (splits, factors) = if data_overrides.is_empty() {
-        let d = &s.data;
-        (vec![("train", d.train.clone()), ("val", d.val.clone()), ("test", d.test.clone())], d.factors.clone())
-    } else {
-        let other = override_data(&cfg, data_overrides)?;
-        let raw = RawDataset::load(&other.data, cfg.seed)?;
-        if raw.sample_shape != s.data.sample_shape {
-            return Err(TrainError::Config(format!(
-                "{} has samples of shape {:?}; the run {} was trained on {:?} ({}): its encoder takes only that shape",
-                raw.name,
-                raw.sample_shape,
-                dir.path.display(),
-                s.data.sample_shape,
-                s.data.name
-            )));
-        }
-        let (train, val) = split_off(raw.train, other.data.val_fraction, cfg.seed)?;
-        let norm = &s.data.normalizer;
-        let splits = vec![
-            ("train", train.normalized(norm)?),
-            ("val", val.normalized(norm)?),
-            ("test", raw.test.normalized(norm)?),
-        ];
-        (splits, raw.factors)
-    };
+    crate::checkpoint::load_weights(&weights, &named_vars(&varmap))?;
     let chosen: Vec<(&str, Split)> = splits.into_iter().filter(|(n, _)| split == "all" || *n == split).collect();
-    let k = s.model.latent_dim();
+    let k = model.latent_dim();
     let mut names: Vec<String> = Vec::new();
     let mut index: Vec<u32> = Vec::new();
     let mut labels: Vec<Option<u32>> = Vec::new();
@@ -83,8 +67,8 @@ pub fn encode(dir: &RunDir, split: &str, data_overrides: &[String], out: &Path) 
     let mut rows = Vec::new();
     for (name, sp) in &chosen {
         rows.push(((*name).to_string(), sp.len()));
-        for b in Batcher::new(sp, cfg.train.eval_batch_size).device(&s.device) {
-            let z: Vec<Vec<f32>> = s.model.encode(&b?.xs)?.to_device(&Device::Cpu)?.to_vec2()?;
+        for b in Batcher::new(sp, cfg.train.eval_batch_size).device(&dev) {
+            let z: Vec<Vec<f32>> = model.encode(&b?.xs)?.to_device(&Device::Cpu)?.to_vec2()?;
             for r in z {
                 for (j, v) in r.into_iter().enumerate() {
                     zs[j].push(v);
@@ -127,4 +111,43 @@ pub fn encode(dir: &RunDir, split: &str, data_overrides: &[String], out: &Path) 
     let mut df = DataFrame::new(n, cols).map_err(|e| TrainError::Polars { path: out.into(), source: e })?;
     write_table(out, &mut df, Table::Parquet)?;
     Ok(Encoded { rows, k })
+}
+
+/// The model and variables of the run in `dir`, and the splits and factors of the data
+/// its config gets with `data_overrides`, normalised as the run's training data was. The
+/// run keeps what that takes, its sample shape and fitted normaliser, in
+/// `data.safetensors`: its own data is not loaded (and need not be there any more). A run
+/// from before that file loads it for them.
+#[allow(clippy::type_complexity)]
+fn other_data(
+    dir: &RunDir,
+    cfg: &ExperimentConfig,
+    data_overrides: &[String],
+    dev: &Device,
+) -> Result<(Box<dyn Autoencoder>, VarMap, Vec<(&'static str, Split)>, Vec<Factor>)> {
+    let (model, varmap, facts) = if let Some(facts) = read_data_facts(dir)? {
+        let (model, varmap) = build_model(cfg, &facts.sample_shape, dev)?;
+        (model, varmap, facts)
+    } else {
+        let s = setup(cfg)?;
+        let facts = DataFacts::of(&s.data);
+        (s.model, s.varmap, facts)
+    };
+    let other = override_data(cfg, data_overrides)?;
+    let raw = RawDataset::load(&other.data, cfg.seed)?;
+    if raw.sample_shape != facts.sample_shape {
+        return Err(TrainError::Config(format!(
+            "{} has samples of shape {:?}; the run {} was trained on {:?} ({}): its encoder takes only that shape",
+            raw.name,
+            raw.sample_shape,
+            dir.path.display(),
+            facts.sample_shape,
+            facts.name
+        )));
+    }
+    let (train, val) = split_off(raw.train, other.data.val_fraction, cfg.seed)?;
+    let norm = &facts.normalizer;
+    let splits =
+        vec![("train", train.normalized(norm)?), ("val", val.normalized(norm)?), ("test", raw.test.normalized(norm)?)];
+    Ok((model, varmap, splits, raw.factors))
 }

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bottleneck_data::{Batcher, Dataset, Split};
+use bottleneck_data::{Batcher, Dataset, Normalizer, Split};
 use bottleneck_models::eval::{EvalOptions, EvalReport, Evaluator};
 use bottleneck_models::loss::scalar;
 use bottleneck_models::{build, seeded_var_builder, total, Autoencoder, StepCtx, Term};
-use candle_core::{DType, Device, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use polars::prelude::*;
 
@@ -101,10 +101,99 @@ pub fn setup(cfg: &ExperimentConfig) -> Result<Setup> {
             data.train.len()
         )));
     }
-    let varmap = VarMap::new();
-    let vb = seeded_var_builder(&varmap, cfg.seed, DType::F32, &device);
-    let model = build(&cfg.model, &data.sample_shape, cfg.seed, cfg.kernels, vb)?;
+    let (model, varmap) = build_model(cfg, &data.sample_shape, &device)?;
     Ok(Setup { data, model, varmap, device })
+}
+
+/// [`setup`] for training the run in `dir`, which then keeps its [`DataFacts`].
+fn setup_run(dir: &RunDir, cfg: &ExperimentConfig) -> Result<Setup> {
+    let s = setup(cfg)?;
+    write_data_facts(dir, &s.data)?;
+    Ok(s)
+}
+
+/// The (seeded) model of `cfg` for samples of `sample_shape`, and its variables.
+pub fn build_model(
+    cfg: &ExperimentConfig,
+    sample_shape: &[usize],
+    device: &Device,
+) -> Result<(Box<dyn Autoencoder>, VarMap)> {
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, cfg.seed, DType::F32, device);
+    let model = build(&cfg.model, sample_shape, cfg.seed, cfg.kernels, vb)?;
+    Ok((model, varmap))
+}
+
+/// What a run's encoder needs of its training data, kept in the run directory
+/// ([`DATA_FILE`]) so that new data can be encoded without loading the old.
+pub struct DataFacts {
+    /// The source's name.
+    pub name: String,
+    /// Shape of one sample.
+    pub sample_shape: Vec<usize>,
+    /// The normalisation fitted on the training split.
+    pub normalizer: Normalizer,
+}
+
+impl DataFacts {
+    /// The facts of a loaded dataset.
+    #[must_use]
+    pub fn of(data: &Dataset) -> Self {
+        Self { name: data.name.clone(), sample_shape: data.sample_shape.clone(), normalizer: data.normalizer.clone() }
+    }
+}
+
+/// The file of [`DataFacts`] in a run directory: safetensors with the sample shape
+/// (`sample_shape`, u32), and the normaliser's `shift` and `scale` when it is affine; the
+/// source's name in the header.
+pub const DATA_FILE: &str = "data.safetensors";
+
+/// Writes `data`'s [`DataFacts`] into `dir`, atomically.
+pub fn write_data_facts(dir: &RunDir, data: &Dataset) -> Result<()> {
+    let path = dir.file(DATA_FILE);
+    let shape: Vec<u32> = data.sample_shape.iter().map(|&d| u32::try_from(d).unwrap_or(u32::MAX)).collect();
+    let mut tensors = BTreeMap::new();
+    tensors.insert("sample_shape".to_string(), Tensor::new(shape, &Device::Cpu)?);
+    if let Normalizer::Affine { shift, scale } = &data.normalizer {
+        tensors.insert("shift".to_string(), shift.to_device(&Device::Cpu)?);
+        tensors.insert("scale".to_string(), scale.to_device(&Device::Cpu)?);
+    }
+    let meta = std::collections::HashMap::from([("name".to_string(), data.name.clone())]);
+    let bytes = safetensors::serialize(tensors.iter(), Some(meta))
+        .map_err(|e| TrainError::Run { path: path.clone(), reason: e.to_string() })?;
+    Ok(bottleneck_data::atomic::write_atomic(&path, &bytes)?)
+}
+
+/// The [`DataFacts`] of the run in `dir`; `None` for a run trained before they were kept.
+pub fn read_data_facts(dir: &RunDir) -> Result<Option<DataFacts>> {
+    let path = dir.file(DATA_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bad = |reason: String| TrainError::Run { path: path.clone(), reason };
+    let bytes = fs_err::read(&path)?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let name = meta.metadata().as_ref().and_then(|m| m.get("name").cloned()).unwrap_or_default();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+    let shape = tensors.get("sample_shape").ok_or_else(|| bad("no `sample_shape`".into()))?;
+    let sample_shape: Vec<usize> = shape.to_vec1::<u32>()?.into_iter().map(|d| d as usize).collect();
+    let normalizer = match (tensors.get("shift"), tensors.get("scale")) {
+        (Some(shift), Some(scale)) => {
+            let want: Vec<usize> = std::iter::once(1).chain(sample_shape.iter().copied()).collect();
+            if shift.dims() != want.as_slice() || scale.dims() != want.as_slice() {
+                return Err(bad(format!(
+                    "`shift` {:?} and `scale` {:?} do not fit samples of shape {sample_shape:?}",
+                    shift.dims(),
+                    scale.dims()
+                )));
+            }
+            Normalizer::Affine { shift: shift.clone(), scale: scale.clone() }
+        }
+        (None, None) => Normalizer::Identity,
+        _ => return Err(bad("a normaliser needs both `shift` and `scale`".into())),
+    };
+    Ok(Some(DataFacts { name, sample_shape, normalizer }))
 }
 
 /// The variables of a `VarMap`, by name.
@@ -177,7 +266,7 @@ pub fn train(
     stop: &Arc<AtomicBool>,
     obs: &dyn Observer,
 ) -> Result<Outcome> {
-    let Setup { data, model, varmap, device: dev } = setup(cfg)?;
+    let Setup { data, model, varmap, device: dev } = setup_run(dir, cfg)?;
     // As PyTorch's set_flush_denormal(True): denormal floats are 10-100x slower on x86.
     let _ = bottleneck_kernels::flush_denormals();
     let sizes = format!("{} train / {} val / {} test", data.train.len(), data.val.len(), data.test.len());
