@@ -2,11 +2,13 @@
 //! hand it back and forth (median of 3 runs of 500,000 trips), in nanoseconds:
 //! `cargo run --release --example pingpong -p bottleneck-kernels`.
 //!
-//! On the 2-vCPU development VMs this moves from stretch to stretch with where the host
-//! places the vCPUs: about 55 ns in some, about 330 ns in others (on the 2-core AMD EPYC of
-//! 2026-12-05). A training step that passes its data between the two threads slows down
-//! in the far stretches (see the README's performance section); `bench-vs-pytorch.sh`
-//! prints this figure before every run.
+//! The threads are not pinned: while both spin, the OS keeps them on different CPUs. On
+//! the 2-vCPU development VMs the figure moves every few seconds with where the host
+//! places the vCPUs: about 55 ns on one die, about 330 ns far apart, about 28 ns on the
+//! two threads of one physical core (the 2-core AMD EPYC of 2026-12-05). A two-thread
+//! training step, which passes data between its threads, slows down in the far stretches
+//! (see the README's performance section); `bench-vs-pytorch.sh` prints this figure
+//! before and after every run.
 #![allow(clippy::print_stdout)]
 
 use std::hint::spin_loop;
