@@ -613,3 +613,40 @@ pub fn write_latents(
     let mut df = DataFrame::new(test.len(), cols).map_err(|e| TrainError::Polars { path: path.clone(), source: e })?;
     write_table(&path, &mut df, Table::Parquet)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_facts_are_read_back_and_a_bad_file_is_an_error_naming_it() {
+        let path = std::env::temp_dir().join(format!("bottleneck-data-facts-{}", std::process::id()));
+        fs_err::create_dir_all(&path).unwrap();
+        let dir = RunDir { path: path.clone() };
+        assert!(read_data_facts(&dir).unwrap().is_none(), "no file: a run from before it");
+        let write = |tensors: &[(&str, &Tensor)]| {
+            let map: BTreeMap<String, Tensor> = tensors.iter().map(|(n, t)| ((*n).to_string(), (*t).clone())).collect();
+            std::fs::write(dir.file(DATA_FILE), safetensors::serialize(map.iter(), None).unwrap()).unwrap();
+        };
+        let cpu = &Device::Cpu;
+        let shape = Tensor::new(vec![2u32, 3], cpu).unwrap();
+        let fits = Tensor::ones((1, 2, 3), DType::F32, cpu).unwrap();
+        let wrong = Tensor::ones((1, 3, 2), DType::F32, cpu).unwrap();
+        write(&[("sample_shape", &shape), ("shift", &fits), ("scale", &fits)]);
+        let facts = read_data_facts(&dir).unwrap().unwrap();
+        assert_eq!(facts.sample_shape, [2, 3]);
+        assert!(matches!(facts.normalizer, Normalizer::Affine { .. }));
+        write(&[("sample_shape", &shape)]);
+        assert!(matches!(read_data_facts(&dir).unwrap().unwrap().normalizer, Normalizer::Identity));
+        for (tensors, says) in [
+            (vec![("sample_shape", &shape), ("shift", &wrong), ("scale", &fits)], "[1, 3, 2]"),
+            (vec![("sample_shape", &shape), ("shift", &fits)], "both `shift` and `scale`"),
+            (vec![("shift", &fits), ("scale", &fits)], "no `sample_shape`"),
+        ] {
+            write(&tensors);
+            let err = read_data_facts(&dir).err().expect("a bad file is an error").to_string();
+            assert!(err.contains(says) && err.contains(DATA_FILE), "{err}");
+        }
+        fs_err::remove_dir_all(&path).unwrap();
+    }
+}
