@@ -107,25 +107,41 @@ impl LoopState {
     }
 }
 
+/// Writes `tensors` with the string `meta` in the header to `path` as safetensors,
+/// atomically.
+pub(crate) fn write_tensors(
+    path: &Path,
+    tensors: &BTreeMap<String, Tensor>,
+    meta: HashMap<String, String>,
+) -> Result<()> {
+    let bytes = safetensors::serialize(tensors.iter(), Some(meta))
+        .map_err(|e| TrainError::Run { path: path.into(), reason: e.to_string() })?;
+    Ok(write_atomic(path, &bytes)?)
+}
+
+/// The tensors (on the CPU) of the safetensors file `path` and the string metadata of its
+/// header; a file that is not safetensors is an error naming it.
+pub(crate) fn read_tensors(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let bytes = fs_err::read(path)?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| TrainError::Run { path: path.into(), reason: format!("not a safetensors file: {e}") })?;
+    let info = meta.metadata().clone().unwrap_or_default();
+    Ok((candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?, info))
+}
+
 /// Saves weights, optimiser state and loop state to `path`, atomically.
 pub fn save(path: &Path, opt: &Optimizer, state: &LoopState) -> Result<()> {
     let mut tensors: BTreeMap<String, Tensor> =
         opt.params().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
     tensors.extend(opt.state()?);
-    let bytes = safetensors::serialize(tensors.iter(), Some(state.to_meta()))
-        .map_err(|e| TrainError::Run { path: path.into(), reason: e.to_string() })?;
-    Ok(write_atomic(path, &bytes)?)
+    write_tensors(path, &tensors, state.to_meta())
 }
 
 /// Loads a checkpoint into the optimiser's parameters and state; returns the loop state.
 pub fn load(path: &Path, opt: &mut Optimizer) -> Result<LoopState> {
     let bad = |reason: String| TrainError::Run { path: path.into(), reason };
-    let bytes = fs_err::read(path)?;
-    let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-    let info = meta.metadata().clone().unwrap_or_default();
+    let (tensors, info) = read_tensors(path)?;
     let state = LoopState::from_meta(&info).map_err(bad)?;
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
     for (name, var) in opt.params() {
         let t = tensors
             .get(name)

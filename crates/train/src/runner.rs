@@ -159,9 +159,7 @@ pub fn write_data_facts(dir: &RunDir, data: &Dataset) -> Result<()> {
         tensors.insert("scale".to_string(), scale.to_device(&Device::Cpu)?);
     }
     let meta = std::collections::HashMap::from([("name".to_string(), data.name.clone())]);
-    let bytes = safetensors::serialize(tensors.iter(), Some(meta))
-        .map_err(|e| TrainError::Run { path: path.clone(), reason: e.to_string() })?;
-    Ok(bottleneck_data::atomic::write_atomic(&path, &bytes)?)
+    checkpoint::write_tensors(&path, &tensors, meta)
 }
 
 /// The [`DataFacts`] of the run in `dir`; `None` for a run trained before they were kept.
@@ -171,11 +169,8 @@ pub fn read_data_facts(dir: &RunDir) -> Result<Option<DataFacts>> {
         return Ok(None);
     }
     let bad = |reason: String| TrainError::Run { path: path.clone(), reason };
-    let bytes = fs_err::read(&path)?;
-    let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-    let name = meta.metadata().as_ref().and_then(|m| m.get("name").cloned()).unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+    let (tensors, meta) = checkpoint::read_tensors(&path)?;
+    let name = meta.get("name").cloned().unwrap_or_default();
     let shape = tensors.get("sample_shape").ok_or_else(|| bad("no `sample_shape`".into()))?;
     let sample_shape: Vec<usize> = shape.to_vec1::<u32>()?.into_iter().map(|d| d as usize).collect();
     let normalizer = match (tensors.get("shift"), tensors.get("scale")) {
