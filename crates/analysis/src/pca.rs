@@ -12,7 +12,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::Result;
+use crate::error::{AnalysisError, Result};
 
 /// Rows a pass reads at a time: at most 4,096, fewer for wide rows (about 4 Mi values a
 /// chunk, at least 64 rows).
@@ -57,8 +57,7 @@ impl<'a> Rows<'a> {
             let len = chunk.min(self.n - start);
             let xs = (self.read)(start, len)?;
             if xs.dims2()? != (len, self.d) {
-                let got = format!("pca: rows {start}.. came back as {:?}, not [{len}, {}]", xs.dims(), self.d);
-                return Err(candle_core::Error::Msg(got).into());
+                return Err(pca_error(format!("rows {start}.. came back as {:?}, not [{len}, {}]", xs.dims(), self.d)));
             }
             let xs = xs.to_dtype(DType::F32)?;
             f(&match mean {
@@ -220,11 +219,7 @@ impl Pca {
     /// An error unless the fit kept at least `k` components.
     fn check_k(&self, k: usize) -> Result<()> {
         if k > self.kept() {
-            return Err(candle_core::Error::Msg(format!(
-                "pca: {k} coordinates asked of a PCA that kept {} components",
-                self.kept()
-            ))
-            .into());
+            return Err(pca_error(format!("{k} coordinates asked of a PCA that kept {} components", self.kept())));
         }
         Ok(())
     }
@@ -241,11 +236,10 @@ impl Pca {
         let d = rows.d;
         let all = self.kept() == d;
         if let Some(&k) = ks.iter().find(|&&k| k > self.kept() && !all) {
-            return Err(candle_core::Error::Msg(format!(
-                "pca: the error at k = {k} asked of a PCA that kept {} of {d} components",
+            return Err(pca_error(format!(
+                "the error at k = {k} asked of a PCA that kept {} of {d} components",
                 self.kept()
-            ))
-            .into());
+            )));
         }
         // Energy along each component up to the largest k; the error of a k-code is what
         // the first k miss.
@@ -286,6 +280,11 @@ fn sorted_columns(vectors: &DMatrix<f64>, values: &[f64], m: usize) -> Result<(T
     }
     let variances = order.iter().map(|&j| values[j].max(0.0)).collect();
     Ok((Tensor::from_vec(comps, (d, order.len()), &Device::Cpu)?, variances))
+}
+
+/// A PCA error: `pca: ` and `reason`.
+fn pca_error(reason: String) -> AnalysisError {
+    candle_core::Error::Msg(format!("pca: {reason}")).into()
 }
 
 /// An orthonormal basis of the columns of `m` (thin QR).
