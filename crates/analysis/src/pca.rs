@@ -81,8 +81,9 @@ impl<'a> Rows<'a> {
     }
 
     /// `Σ xcᵀ (xc · V) / n` over the centred rows — the covariance times `V` (`[d, l]`),
-    /// accumulated in f64 — and the total variance `Σ ‖xc‖² / n`.
-    fn covariance_times(&self, mean: &Tensor, v: Option<&Tensor>) -> Result<(DMatrix<f64>, f64)> {
+    /// accumulated in f64 — and, with `want_total`, the total variance `Σ ‖xc‖² / n` (else 0:
+    /// the randomized iteration's inner passes do not need it).
+    fn covariance_times(&self, mean: &Tensor, v: Option<&Tensor>, want_total: bool) -> Result<(DMatrix<f64>, f64)> {
         let l = match v {
             Some(v) => v.dim(1)?,
             None => self.d,
@@ -96,7 +97,9 @@ impl<'a> Rows<'a> {
             };
             let part: Vec<f32> = part.flatten_all()?.to_vec1()?;
             acc.iter_mut().zip(part).for_each(|(a, p)| *a += f64::from(p));
-            total += xc.sqr()?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+            if want_total {
+                total += xc.sqr()?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+            }
             Ok(())
         })?;
         let n = self.n.max(1) as f64;
@@ -140,7 +143,7 @@ impl Pca {
     /// f64 over chunks of rows).
     pub fn exact(rows: &Rows<'_>) -> Result<Self> {
         let mean = rows.mean()?;
-        let (cov, total_variance) = rows.covariance_times(&mean, None)?;
+        let (cov, total_variance) = rows.covariance_times(&mean, None, true)?;
         let eig = SymmetricEigen::new(cov);
         let (components, variances) = sorted_columns(&eig.eigenvectors, eig.eigenvalues.as_slice(), rows.d)?;
         Ok(Self { mean, components, variances, total_variance, randomized: false })
@@ -161,11 +164,11 @@ impl Pca {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut v = orthonormal(DMatrix::from_fn(d, l, |_, _| rng.random_range(-1.0..1.0)));
         for _ in 0..iterations {
-            v = orthonormal(rows.covariance_times(&mean, Some(&to_tensor(&v)?))?.0);
+            v = orthonormal(rows.covariance_times(&mean, Some(&to_tensor(&v)?), false)?.0);
         }
         // Rayleigh–Ritz: the covariance on span(V) is Vᵀ C V (l × l); its eigenvectors,
         // taken back through V, are the components.
-        let (cv, total_variance) = rows.covariance_times(&mean, Some(&to_tensor(&v)?))?;
+        let (cv, total_variance) = rows.covariance_times(&mean, Some(&to_tensor(&v)?), true)?;
         let small = v.transpose() * cv;
         let eig = SymmetricEigen::new((&small + small.transpose()) * 0.5);
         let (components, variances) = sorted_columns(&(v * eig.eigenvectors), eig.eigenvalues.as_slice(), keep)?;
